@@ -1,0 +1,77 @@
+"""Run-time configuration, passed to the graph as ``context`` (not state).
+
+Every field falls back to an environment variable ``DEVLOOPER_<FIELD>`` when it
+is left at its default, so a server deployment is configured the same way as the
+CLI. Studio renders the field descriptions in its configuration panel.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+DEFAULT_MODEL = "openai:gpt-5.1"
+
+
+@dataclass(kw_only=True)
+class Context:
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={
+            "description": "Chat model as provider:model (init_chat_model), or "
+            "replay:PATH to replay a recorded cassette."
+        },
+    )
+    chat_model: Any = field(
+        default=None,
+        metadata={"description": "A LangChain chat model object used instead of `model` (Python API only)."},
+    )
+    base_url: str | None = field(
+        default=None,
+        metadata={"description": "Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp)."},
+    )
+    record: str | None = field(
+        default=None,
+        metadata={"description": "Write every model reply to this cassette file."},
+    )
+    sandbox: str = field(
+        default="local",
+        metadata={"description": "Where generated code runs: local, e2b or modal."},
+    )
+    template: str = field(
+        default="python",
+        metadata={"description": "Environment template used when the input names none."},
+    )
+    max_iterations: int = field(
+        default=10,
+        metadata={"description": "Test runs allowed before the run gives up."},
+    )
+    test_timeout: float = field(
+        default=300.0,
+        metadata={"description": "Seconds a test run may take before it is killed."},
+    )
+    install_timeout: float = field(
+        default=600.0,
+        metadata={"description": "Seconds an install or environment command may take."},
+    )
+    max_concurrency: int = field(
+        default=4,
+        metadata={"description": "Model calls in flight at once when files are written or fixed."},
+    )
+    output_limit: int = field(
+        default=16_000,
+        metadata={"description": "Characters of test output shown to the model (head and tail kept)."},
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata={"description": "Directory the finished project is written to; none keeps it in the state only."},
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            env = os.environ.get(f"DEVLOOPER_{f.name.upper()}")
+            if env is None or f.name == "chat_model" or getattr(self, f.name) != f.default:
+                continue
+            kind = type(f.default) if f.default is not None else str
+            setattr(self, f.name, kind(env))

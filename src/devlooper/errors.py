@@ -1,0 +1,21 @@
+"""Errors that end a run with a clear message.
+
+A red test run, a failed install or a timed-out command are *data* (see
+``sandboxes.base.ExecResult``); the exceptions here are for input we cannot act
+on and infrastructure we cannot reach.
+"""
+
+
+class DevlooperError(Exception):
+    """Base class for every error devlooper raises on purpose."""
+
+
+class ConfigError(DevlooperError):
+    """Bad input or configuration: unknown template, missing key, bad path.
+
+    The CLI turns it into exit status 2 with its message as the one line to read.
+    """
+
+
+class CassetteError(ConfigError):
+    """A replayed model was asked something its cassette has no reply for."""

@@ -1,0 +1,44 @@
+"""The devlooper graph: generate -> test -> (finish | diagnose -> plan -> apply -> test).
+
+``graph`` is compiled without a checkpointer: the LangGraph server brings its
+own persistence. The CLI and embedders compile ``builder`` with their saver.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from .context import Context
+from .nodes import apply, diagnose, finish, generate, plan, test
+from .nodes.common import context_of
+from .state import InputState, OutputState, State
+
+
+def route_after_test(state: State, runtime: Runtime[Context]) -> Literal["finish", "diagnose"]:
+    """Green goes to finish; red goes to diagnose while the iteration budget lasts."""
+    if state["test_runs"][-1]["exit_code"] == 0:
+        return "finish"
+    if state["iteration"] >= context_of(runtime).max_iterations:
+        return "finish"
+    return "diagnose"
+
+
+builder = StateGraph(State, input_schema=InputState, output_schema=OutputState, context_schema=Context)
+builder.add_node("generate", generate)
+builder.add_node("test", test)
+builder.add_node("diagnose", diagnose)
+builder.add_node("plan", plan)
+builder.add_node("apply", apply)
+builder.add_node("finish", finish)
+builder.add_edge(START, "generate")
+builder.add_edge("generate", "test")
+builder.add_conditional_edges("test", route_after_test)
+builder.add_edge("diagnose", "plan")
+builder.add_edge("plan", "apply")
+builder.add_edge("apply", "test")
+builder.add_edge("finish", END)
+
+graph = builder.compile(name="devlooper")

@@ -1,0 +1,86 @@
+"""What every node needs: its context, the template, the model and the sandbox."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.runtime import Runtime
+
+from ..context import Context
+from ..models import Recorder, load_chat_model, recorder_for
+from ..sandboxes.base import ExecResult, Sandbox
+from ..sandboxes.pool import sandbox_for
+from ..state import ActionResult, Layer, State
+from ..templates import EnvTemplate, get_template
+
+
+def context_of(runtime: Runtime[Context] | None) -> Context:
+    """The run's context; a server may hand over a dict or nothing at all."""
+    ctx = getattr(runtime, "context", None)
+    if isinstance(ctx, Context):
+        return ctx
+    if isinstance(ctx, dict):
+        names = {f.name for f in fields(Context)}
+        return Context(**{k: v for k, v in ctx.items() if k in names})
+    return Context()
+
+
+def template_of(state: State, ctx: Context) -> EnvTemplate:
+    return get_template(state.get("template") or ctx.template)
+
+
+def model_of(ctx: Context) -> tuple[BaseChatModel, Recorder | None]:
+    model = ctx.chat_model or load_chat_model(ctx.model, ctx.base_url)
+    return model, recorder_for(ctx.record, ctx.model)
+
+
+async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = None) -> Sandbox:
+    return await sandbox_for(
+        state["run_id"],
+        ctx.sandbox,
+        template_of(state, ctx),
+        state.get("layers", []),
+        state.get("files", {}) if files is None else files,
+        layer_timeout=ctx.install_timeout,
+    )
+
+
+def install_layer(packages: list[str], iteration: int) -> Layer:
+    return Layer(kind="install", spec=" ".join(shlex.quote(p) for p in packages), iteration=iteration)
+
+
+async def run_env_step(box: Sandbox, layer: Layer, ctx: Context) -> tuple[Layer | None, ActionResult]:
+    """Run an install or command; a failure is recorded for the next diagnosis, never raised."""
+    result: ExecResult = await box.add_layer(layer, timeout=ctx.install_timeout)
+    action = ActionResult(
+        iteration=layer["iteration"],
+        kind=layer["kind"],
+        target=layer["spec"],
+        ok=result.ok,
+        exit_code=result.exit_code,
+        output=result.output[-4000:],
+        duration=round(result.duration, 3),
+    )
+    return (layer if result.ok else None), action
+
+
+def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:
+    """Add the node's wall-clock seconds to ``timings[name]`` in its update."""
+
+    def wrap(fn: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
+        @functools.wraps(fn)
+        async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+            started = time.monotonic()
+            update = await fn(state, runtime)
+            update["timings"] = {name: round(time.monotonic() - started, 3)}
+            return update
+
+        return node
+
+    return wrap

@@ -1,0 +1,38 @@
+"""plan: turn the diagnosis into a validated DebugPlan."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from .. import prompts
+from ..context import Context
+from ..memory import render_result
+from ..models import MalformedOutput, ask_structured
+from ..schemas import DebugPlan
+from ..state import ActionResult, State
+from .common import context_of, model_of, template_of, timed
+
+
+@timed("plan")
+async def plan(state: State, runtime: Runtime[Context]) -> dict:
+    ctx = context_of(runtime)
+    iteration = state["iteration"]
+    model, recorder = model_of(ctx)
+    # Environment steps of the previous iteration (or of generation) that failed.
+    notes = "\n".join(
+        render_result(r) for r in state.get("action_results", []) if r["iteration"] == iteration - 1 and not r["ok"]
+    )
+    messages = prompts.plan_fix(state, template_of(state, ctx), notes)
+    try:
+        debug_plan, usage = await ask_structured(
+            model, messages, DebugPlan, key=f"plan:{iteration}", recorder=recorder
+        )
+    except MalformedOutput as exc:
+        # Nothing is applied; the error is fed back to the next diagnosis.
+        failure = ActionResult(
+            iteration=iteration, kind="plan", target="debug plan", ok=False, exit_code=None,
+            output=str(exc)[-2000:], duration=0.0,
+        )
+        empty = {"iteration": iteration, "summary": "the model's plan did not validate", "actions": []}
+        return {"plans": [empty], "action_results": [failure]}
+    return {"plans": [{"iteration": iteration, **debug_plan.model_dump(mode="json")}], "usage": usage}

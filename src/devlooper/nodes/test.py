@@ -1,0 +1,37 @@
+"""test: run the template's test command in the sandbox; the exit code is data."""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from ..bounded import clip
+from ..context import Context
+from ..results import parse_results
+from ..state import State, TestRun
+from .common import context_of, sandbox_of, template_of, timed
+
+# Output kept in the state per run; the prompt clips further (Context.output_limit).
+STORED_OUTPUT = 64_000
+
+
+@timed("test")
+async def test(state: State, runtime: Runtime[Context]) -> dict:
+    ctx = context_of(runtime)
+    template = template_of(state, ctx)
+    box = await sandbox_of(state, ctx)
+    result = await box.exec(template.test_command, timeout=ctx.test_timeout)
+    output, dropped = clip(result.output, STORED_OUTPUT)
+    parsed = parse_results(template, result.output)
+    iteration = state.get("iteration", 0) + 1
+    run = TestRun(
+        iteration=iteration,
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        output=output,
+        dropped=dropped + result.dropped,
+        duration=round(result.duration, 3),
+        passed=parsed.passed,
+        failed=parsed.failed,
+        failures=parsed.failures,
+    )
+    return {"iteration": iteration, "test_runs": [run]}

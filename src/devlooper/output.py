@@ -1,0 +1,35 @@
+"""Writing a finished project to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError
+from .paths import resolve_inside
+
+REPORT = ".devlooper/report.json"
+
+
+def check_output_dir(path: str | Path, force: bool) -> Path:
+    """Refuse a non-empty directory unless ``force``: a run must never clobber work."""
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError(f"output directory {out} is not empty; choose another --output or pass --force")
+    return out
+
+
+def write_output(path: str | Path, files: dict[str, str], report: dict) -> Path:
+    """Write the project's files and its report. Existing files are overwritten, none deleted."""
+    out = Path(path).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        target = resolve_inside(out, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    report_path = out / REPORT
+    report_path.parent.mkdir(exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,152 @@
+"""Prompt building: one template file per step, filled from the state.
+
+Everything that reaches the model is bounded: test output keeps its head and
+tail, file contents are chosen by relevance within a character budget, and
+the history of earlier iterations is compact and newest first.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from ..bounded import clip
+from ..memory import render_history
+from ..schemas import Action, ProjectPlan
+from ..state import State, TestRun
+from ..templates.base import EnvTemplate
+
+FILE_BUDGET = 24_000  # characters of file contents shown to diagnose
+FIX_OUTPUT_BUDGET = 6_000  # characters of test output shown with one file fix
+
+
+@cache
+def _text(name: str) -> str:
+    return resources.files(__package__).joinpath(f"{name}.md").read_text()
+
+
+def _system(template: EnvTemplate) -> SystemMessage:
+    return SystemMessage(
+        _text("system").format(
+            template_name=template.name,
+            template_description=template.description,
+            test_command=template.test_command,
+            guidance=template.guidance or "none",
+        )
+    )
+
+
+def _messages(template: EnvTemplate, name: str, **values: object) -> list[BaseMessage]:
+    return [_system(template), HumanMessage(_text(name).format(**values))]
+
+
+def tree(files: dict[str, str]) -> str:
+    return "\n".join(f"- {p} ({len(c.splitlines())} lines)" for p, c in sorted(files.items())) or "(no files)"
+
+
+def relevant_files(files: dict[str, str], output: str, budget: int = FILE_BUDGET) -> list[str]:
+    """Paths ordered by relevance to a failure: named in the output (last mention
+    first, as tracebacks end at the fault), then tests, then the rest; cut to budget."""
+    mentioned = sorted(
+        (p for p in files if re.search(rf"(?<![\w/.]){re.escape(p)}\b", output)),
+        key=lambda p: -output.rfind(p),
+    )
+    rest = sorted(p for p in files if p not in mentioned)
+    tests = [p for p in rest if "test" in p.rsplit("/", 1)[-1]]
+    ordered = mentioned + tests + [p for p in rest if p not in tests]
+    chosen, used = [], 0
+    for path in ordered:
+        size = len(files[path])
+        if used + size > budget and chosen:
+            continue
+        chosen.append(path)
+        used += size
+    return chosen
+
+
+def _show(files: dict[str, str], paths: list[str]) -> str:
+    return "\n\n".join(f"--- {p}\n{files[p]}" for p in paths) or "(none)"
+
+
+def _failures(run: TestRun) -> str:
+    if not run.get("failures"):
+        return ""
+    lines = [f"- {f['name']}: {f['message']}" for f in run["failures"][:20]]
+    return "Failing tests:\n" + "\n".join(lines) + "\n"
+
+
+def plan_project(prompt: str, template: EnvTemplate) -> list[BaseMessage]:
+    setup = ", ".join(sorted(template.setup_files)) or "none"
+    return _messages(template, "plan_project", prompt=prompt, setup_files=setup)
+
+
+def generate_file(prompt: str, template: EnvTemplate, plan: ProjectPlan, path: str, purpose: str) -> list[BaseMessage]:
+    file_list = "\n".join(f"- {f.path}: {f.purpose}" for f in plan.files)
+    return _messages(
+        template, "generate_file", prompt=prompt, notes=plan.notes, file_list=file_list, path=path, purpose=purpose
+    )
+
+
+def diagnose(state: State, template: EnvTemplate, output_limit: int) -> list[BaseMessage]:
+    run = state["test_runs"][-1]
+    files = state.get("files", {})
+    output, dropped = clip(run["output"], output_limit)
+    dropped += run.get("dropped", 0)
+    counts = f", {run['passed']} passed, {run['failed']} failed" if run["passed"] or run["failed"] else ""
+    return _messages(
+        template,
+        "diagnose",
+        prompt=state["prompt"],
+        iteration=run["iteration"],
+        exit_code=run["exit_code"],
+        counts=counts,
+        tree=tree(files),
+        relevant_files=_show(files, relevant_files(files, run["output"])),
+        output=output,
+        dropped_note=f"{dropped} characters dropped from the middle" if dropped else "complete",
+        failures=_failures(run),
+        history=render_history(state),
+    )
+
+
+def plan_fix(state: State, template: EnvTemplate, action_notes: str) -> list[BaseMessage]:
+    return _messages(
+        template,
+        "plan_fix",
+        prompt=state["prompt"],
+        tree=tree(state.get("files", {})),
+        diagnosis=state["diagnosis"],
+        action_notes=action_notes or "(none)",
+        install_hint=template.install_command.format(packages="..."),
+    )
+
+
+def fix_file(state: State, template: EnvTemplate, action: Action) -> list[BaseMessage]:
+    files = state.get("files", {})
+    path = action.path
+    current = (
+        f"Current content of `{path}`:\n```\n{files[path]}\n```\n" if path in files else f"`{path}` does not exist yet.\n"
+    )
+    output, _ = clip(state["test_runs"][-1]["output"], FIX_OUTPUT_BUDGET)
+    return _messages(
+        template,
+        "fix_file",
+        prompt=state["prompt"],
+        tree=tree(files),
+        diagnosis=state["diagnosis"],
+        path=path,
+        instructions=action.instructions or "(see the diagnosis)",
+        output=output,
+        current=current,
+    )
+
+
+def strip_fences(text: str) -> str:
+    """Models often wrap a file in a Markdown fence despite being told not to."""
+    stripped = text.strip("\n")
+    match = re.fullmatch(r"```[\w.+-]*\n(.*?)\n?```", stripped, flags=re.S)
+    body = match.group(1) if match else text
+    return body if body.endswith("\n") else body + "\n"

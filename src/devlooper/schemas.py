@@ -1,0 +1,102 @@
+"""Structured model outputs: the generation plan and the debug plan.
+
+Actions are one flat model with a ``kind`` rather than a discriminated union:
+flat JSON schemas work with every OpenAI-compatible server's structured output,
+and the validator below still rejects an action missing what its kind needs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from .paths import normalize
+
+# A package spec as pip, npm or cargo take it: a name, extras, a version bound.
+# Anything a shell would interpret is refused before it reaches a command line.
+PACKAGE_SPEC = re.compile(r"^[A-Za-z0-9@_][A-Za-z0-9._\-\[\],<>=!~^*/@:+ ]*$")
+
+
+def _package(spec: str) -> str:
+    spec = spec.strip()
+    if not PACKAGE_SPEC.match(spec):
+        raise ValueError(f"not a package name or version spec: {spec!r}")
+    return spec
+
+
+class FileSpec(BaseModel):
+    path: str = Field(description="Path relative to the project root, e.g. voronoi/core.py.")
+    purpose: str = Field(description="What the file contains and how it relates to the others.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return normalize(v)
+
+
+class ProjectPlan(BaseModel):
+    """The plan of a whole project, written before any file."""
+
+    notes: str = Field(description="Architecture: modules, public API, how the tests exercise it.")
+    files: list[FileSpec] = Field(description="Every file to write, tests included.", min_length=1)
+    packages: list[str] = Field(default_factory=list, description="Third-party packages the project needs.")
+
+    @field_validator("packages")
+    @classmethod
+    def _packages(cls, v: list[str]) -> list[str]:
+        return [_package(p) for p in v]
+
+    @field_validator("files")
+    @classmethod
+    def _unique(cls, files: list[FileSpec]) -> list[FileSpec]:
+        seen: dict[str, FileSpec] = {}
+        for f in files:
+            seen.setdefault(f.path, f)
+        return list(seen.values())
+
+
+ActionKind = Literal["fix_file", "delete_file", "install", "command"]
+
+
+class Action(BaseModel):
+    kind: ActionKind = Field(
+        description="fix_file: rewrite or create a file; delete_file: remove a file; "
+        "install: add packages to the environment; command: run a shell command in the environment."
+    )
+    path: str | None = Field(default=None, description="For fix_file and delete_file: the file's path.")
+    instructions: str = Field(default="", description="For fix_file: exactly what to change and why.")
+    packages: list[str] = Field(default_factory=list, description="For install: package names or specs.")
+    command: str | None = Field(default=None, description="For command: the shell command to run.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        return None if v is None else normalize(v)
+
+    @field_validator("packages")
+    @classmethod
+    def _packages(cls, v: list[str]) -> list[str]:
+        return [_package(p) for p in v]
+
+    @model_validator(mode="after")
+    def _complete(self) -> Action:
+        need = {"fix_file": "path", "delete_file": "path", "install": "packages", "command": "command"}[self.kind]
+        if not getattr(self, need):
+            raise ValueError(f"a {self.kind} action needs {need}")
+        return self
+
+    def describe(self) -> str:
+        if self.kind == "install":
+            return f"install {' '.join(self.packages)}"
+        if self.kind == "command":
+            return f"run `{self.command}`"
+        return f"{'fix' if self.kind == 'fix_file' else 'delete'} {self.path}"
+
+
+class DebugPlan(BaseModel):
+    """What to do about a failing test run."""
+
+    summary: str = Field(description="One sentence: what the plan fixes.")
+    actions: list[Action] = Field(description="Actions in the order they should run.", min_length=1)

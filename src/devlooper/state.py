@@ -1,0 +1,122 @@
+"""Graph state: the source of truth for a run.
+
+Files, environment layers, every test run, every action and every edit live
+here and are checkpointed after each node. A sandbox is only a cache of this
+state and can be rebuilt from it at any time (resume, time travel, a switch of
+backend). Values are plain JSON-able dicts so any checkpointer and the server
+API can store them.
+
+``typing_extensions.TypedDict`` (not ``typing``) is required: on Python 3.11
+the server's schema endpoint cannot introspect ``typing.TypedDict``.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+Status = Literal["running", "passed", "gave_up", "stuck", "error"]
+
+
+def merge_files(current: dict[str, str] | None, update: dict[str, str | None] | None) -> dict[str, str]:
+    """Merge file updates into the tree; a ``None`` content deletes the path."""
+    merged = dict(current or {})
+    for path, content in (update or {}).items():
+        if content is None:
+            merged.pop(path, None)
+        else:
+            merged[path] = content
+    return merged
+
+
+def add_counts(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
+    """Sum numeric counters key by key (token usage, seconds per node)."""
+    merged = dict(current or {})
+    for key, value in (update or {}).items():
+        merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+class Layer(TypedDict):
+    """One step that changed the environment, replayed in order to rebuild it."""
+
+    kind: Literal["install", "command"]
+    spec: str  # packages separated by spaces, or a shell command
+    iteration: int
+
+
+class ActionResult(TypedDict):
+    """What happened when an action of a plan (or of generation) ran."""
+
+    iteration: int
+    kind: Literal["fix", "delete", "install", "command", "plan"]
+    target: str
+    ok: bool
+    exit_code: int | None
+    output: str
+    duration: float
+
+
+class FileEdit(TypedDict):
+    """One change to one file, with the hashes that loop detection compares."""
+
+    iteration: int
+    path: str
+    before: str | None  # sha256 of the old content; None when the file is new
+    after: str | None  # sha256 of the new content; None when the file is deleted
+    diff: str
+    reason: str
+
+
+class TestFailure(TypedDict):
+    name: str
+    message: str
+
+
+class TestRun(TypedDict):
+    iteration: int
+    exit_code: int
+    timed_out: bool
+    output: str  # stdout and stderr, bounded (head and tail kept)
+    dropped: int  # characters dropped from the middle of the output
+    duration: float
+    passed: int
+    failed: int
+    failures: list[TestFailure]
+
+
+class InputState(TypedDict):
+    """What a user gives: Studio shows exactly these fields as the input form."""
+
+    prompt: str
+    template: NotRequired[str]
+
+
+class OutputState(TypedDict):
+    """What a user gets back."""
+
+    status: Status
+    reason: str
+    iteration: int
+    files: dict[str, str]
+    report: dict
+
+
+class State(InputState):
+    run_id: str  # keys the live sandbox of this run
+    status: Status
+    reason: str
+    iteration: int  # number of test runs so far
+    project: dict  # the generation plan (models.ProjectPlan as a dict)
+    files: Annotated[dict[str, str], merge_files]
+    layers: Annotated[list[Layer], operator.add]
+    test_runs: Annotated[list[TestRun], operator.add]
+    diagnosis: str
+    plans: Annotated[list[dict], operator.add]  # one DebugPlan (as a dict) per iteration
+    edits: Annotated[list[FileEdit], operator.add]
+    action_results: Annotated[list[ActionResult], operator.add]
+    usage: Annotated[dict[str, float], add_counts]
+    timings: Annotated[dict[str, float], add_counts]
+    report: dict

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from platformdirs import user_cache_dir
 from ..bounded import BoundedBuffer
 from ..paths import resolve_inside
 from ..state import Layer
+from . import runtimes
 from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
 
 OUTPUT_CAP = 1_000_000  # bytes kept per stream (head + tail)
@@ -167,13 +167,8 @@ class LocalSandbox(Sandbox):
     # --- commands ------------------------------------------------------------
     def _env(self, env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         """A cleared environment: nothing of the host's leaks in (no API keys)."""
-        tool_dirs = [str(env_dir / "bin")] if self.template.runtime == "python" else []
-        for tool in ("node", "npm", "cargo", "go"):
-            found = shutil.which(tool)
-            if found and str(Path(found).parent) not in tool_dirs:
-                tool_dirs.append(str(Path(found).parent))
         env = {
-            "PATH": ":".join([*tool_dirs, "/usr/local/bin", "/usr/bin", "/bin"]),
+            "PATH": ":".join([*runtimes.tool_path(self.template, env_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": str(self.root / "home"),
             "TMPDIR": str(self.root / "tmp"),
             "LANG": "C.UTF-8",
@@ -190,8 +185,7 @@ class LocalSandbox(Sandbox):
             "PIP_PROGRESS_BAR": "off",
             "PIP_CACHE_DIR": str(cache_root() / "pip"),
         }
-        if self.template.runtime == "python":
-            env["VIRTUAL_ENV"] = str(env_dir)
+        env.update(runtimes.env_vars(self.template, env_dir))
         env.update(extra or {})
         return env
 
@@ -264,11 +258,9 @@ class LocalSandbox(Sandbox):
         return final
 
     async def _build_env(self, scratch: Path, layers: list[Layer]) -> None:
-        if self.template.runtime == "python":
-            made = await run_process(
-                [sys.executable, "-m", "venv", str(scratch)], cwd=self.root, env=self._env(scratch), timeout=120
-            )
-            self._check(made, "create a venv")
+        create = runtimes.create_command(self.template, scratch)
+        if create:
+            self._check(await run_process(create, cwd=self.root, env=self._env(scratch), timeout=120), "create")
         else:
             scratch.mkdir(parents=True)
         steps = list(self.template.setup_commands)

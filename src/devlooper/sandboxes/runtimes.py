@@ -1,0 +1,38 @@
+"""How the local backend isolates each template runtime on this machine.
+
+Remote backends get the toolchain from the template's image; locally, each
+runtime needs an environment directory of its own (a venv for python) and the
+variables that point its tools at it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from ..templates.base import EnvTemplate
+
+
+def create_command(template: EnvTemplate, env_dir: Path) -> list[str] | None:
+    """The command that creates an empty environment at ``env_dir`` (None: just a directory)."""
+    if template.runtime == "python":
+        return [sys.executable, "-m", "venv", str(env_dir)]
+    return None
+
+
+def tool_path(template: EnvTemplate, env_dir: Path) -> list[str]:
+    """Directories to put first on PATH: the environment's, then the host toolchains'."""
+    dirs = [str(env_dir / "bin")] if template.runtime == "python" else []
+    for tool in ("node", "npm", "cargo", "go"):
+        found = shutil.which(tool)
+        if found and str(Path(found).parent) not in dirs:
+            dirs.append(str(Path(found).parent))
+    return dirs
+
+
+def env_vars(template: EnvTemplate, env_dir: Path) -> dict[str, str]:
+    """Variables that make the runtime's tools use ``env_dir``."""
+    if template.runtime == "python":
+        return {"VIRTUAL_ENV": str(env_dir)}
+    return {}

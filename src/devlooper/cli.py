@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; the run is checkpointed")
         return 130
+    except Exception as exc:  # a crash of the model client or an SDK: say what, keep the checkpoint
+        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -39,11 +39,13 @@ class Progress:
 
     def _diagnose(self, u: dict[str, Any]) -> str:
         first = (u.get("diagnosis") or "").strip().splitlines()[:1] or [""]
-        return escape(first[0][:160])
+        line = first[0]
+        return escape(line if len(line) <= 100 else line[:99] + "…")
 
     def _plan(self, u: dict[str, Any]) -> str:
         plan = u["plans"][-1]
-        return escape(f"{plan['summary']} ({len(plan['actions'])} actions)")
+        n = len(plan["actions"])
+        return escape(f"{plan['summary']} ({n} action{'s' if n != 1 else ''})")
 
     def _apply(self, u: dict[str, Any]) -> str:
         edits = [f"{'deleted' if e['after'] is None else 'edited'} {e['path']}" for e in u.get("edits", [])]

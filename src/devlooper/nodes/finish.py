@@ -56,7 +56,7 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
         "layers": state.get("layers", []),
         "edits": [{k: e[k] for k in ("iteration", "path", "before", "after")} for e in state.get("edits", [])],
         "usage": state.get("usage", {}),
-        "timings": state.get("timings", {}),
+        "timings": {node: round(seconds, 3) for node, seconds in state.get("timings", {}).items()},
         "files": sorted(state.get("files", {})),
     }
 

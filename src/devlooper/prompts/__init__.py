@@ -51,7 +51,7 @@ def relevant_files(files: dict[str, str], output: str, budget: int = FILE_BUDGET
     """Paths ordered by relevance to a failure: named in the output (last mention
     first, as tracebacks end at the fault), then tests, then the rest; cut to budget."""
     mentioned = sorted(
-        (p for p in files if re.search(rf"(?<![\w/.]){re.escape(p)}\b", output)),
+        (p for p in files if re.search(rf"(?<![\w.]){re.escape(p)}\b", output)),
         key=lambda p: -output.rfind(p),
     )
     rest = sorted(p for p in files if p not in mentioned)

@@ -9,6 +9,11 @@ from .sandboxes.base import Sandbox
 from .state import Layer
 from .templates.base import EnvTemplate
 
+FREEZE = (
+    "python -c 'import importlib.metadata as m; "
+    "print(\"\\n\".join(f\"{d.name}=={d.version}\" for d in m.distributions()))'"
+)
+
 
 def _name(spec: str) -> str:
     return re.split(r"[\[<>=!~ ;@]", spec, maxsplit=1)[0].strip().lower().replace("_", "-")
@@ -30,7 +35,8 @@ def requested_packages(template: EnvTemplate, layers: list[Layer]) -> list[str]:
 
 async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> str:
     """requirements.txt: the project's own lines, then each installed package pinned."""
-    freeze = await box.exec("python -m pip freeze --disable-pip-version-check", timeout=120)
+    # importlib.metadata answers in tens of milliseconds where `pip freeze` takes half a second.
+    freeze = await box.exec(FREEZE, timeout=120)
     pinned = {}
     for line in freeze.stdout.splitlines():
         if "==" in line:

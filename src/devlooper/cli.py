@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .context import Context
@@ -57,6 +58,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iterations", type=int, default=None, help="test runs before giving up (default 10)")
     p.add_argument("--thread-id", default=None, help="checkpoint thread id (default: a new one)")
     p.add_argument("--db", default=None, help="SQLite checkpoint file (default: in the user data directory)")
+    p.add_argument(
+        "--interactive",
+        action="store_true",
+        help="when the model keeps looping after a warning, ask for guidance here instead of stopping",
+    )
+    p.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="if the tests never pass, write the iteration with the most passing tests, not the last",
+    )
+    p.add_argument(
+        "--loop-window", type=int, default=None, metavar="K",
+        help="runs with the same failure or no more passing tests that count as a loop (default 3)",
+    )
 
 
 def _context(args: argparse.Namespace, **overrides: object) -> Context:
@@ -68,11 +83,16 @@ def _context(args: argparse.Namespace, **overrides: object) -> Context:
         "template": getattr(args, "template", None),
         "max_iterations": args.max_iterations,
         "output_dir": args.output,
+        "loop_window": args.loop_window,
+        "interactive": True if args.interactive else None,
+        "keep_best": True if args.keep_best else None,
     }
     given.update(overrides)
     ctx = Context(**{k: v for k, v in given.items() if v is not None})
     if ctx.max_iterations < 1:
         raise ConfigError("--max-iterations must be at least 1")
+    if ctx.loop_window < 2:
+        raise ConfigError("--loop-window must be at least 2 (one run cannot repeat itself)")
     # Fail before any work on what can be checked up front.
     get_template(ctx.template)
     sandbox_class(ctx.sandbox)
@@ -86,11 +106,25 @@ async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
         f"[bold]devlooper[/] · template [cyan]{ctx.template}[/] · sandbox [cyan]{ctx.sandbox}[/] "
         f"· model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations"
     )
-    final = await run(prompt, ctx, thread_id=args.thread_id, db=args.db, on_update=Progress(console))
+    ask = _ask_human if ctx.interactive else None
+    final = await run(prompt, ctx, thread_id=args.thread_id, db=args.db, on_update=Progress(console), ask=ask)
     status = final.get("status")
     console.print(f"thread [cyan]{final['thread_id']}[/] · output in [bold]{Path(ctx.output_dir).resolve()}[/]")
     print(Path(ctx.output_dir).resolve())
     return 0 if status == "passed" else 1
+
+
+def _ask_human(question: dict) -> str:
+    """The graph paused on a loop: show it and read one line of guidance."""
+    console.print(f"[bold yellow]stuck[/] {escape(question['reason'])}")
+    console.print(f"last run: {question['passed']} passed, {question['failed']} failed")
+    if question.get("diagnosis"):
+        console.print(f"last diagnosis: [italic]{escape(question['diagnosis'][:600])}[/]")
+    console.print(question["question"])
+    try:
+        return console.input("[bold]guidance>[/] ")
+    except EOFError:
+        return ""
 
 
 def _demo(args: argparse.Namespace) -> int:

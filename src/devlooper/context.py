@@ -67,6 +67,26 @@ class Context:
         default=None,
         metadata={"description": "Directory the finished project is written to; none keeps it in the state only."},
     )
+    loop_window: int = field(
+        default=3,
+        metadata={
+            "description": "K: runs with the same failure, or without more passing tests, that count as a loop."
+        },
+    )
+    interactive: bool = field(
+        default=False,
+        metadata={
+            "description": "When a warned model is still looping, pause (interrupt) and ask a human for "
+            "guidance instead of stopping with status stuck."
+        },
+    )
+    keep_best: bool = field(
+        default=False,
+        metadata={
+            "description": "When a run ends without green, write the iteration with the most passing "
+            "tests (marked as failing) instead of the last one."
+        },
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,4 +94,9 @@ class Context:
             if env is None or f.name == "chat_model" or getattr(self, f.name) != f.default:
                 continue
             kind = type(f.default) if f.default is not None else str
-            setattr(self, f.name, kind(env))
+            setattr(self, f.name, _flag(env) if kind is bool else kind(env))
+
+
+def _flag(value: str) -> bool:
+    """bool("0") is True: read an environment flag by its words instead."""
+    return value.strip().lower() in ("1", "true", "yes", "on")

@@ -1,4 +1,5 @@
-"""The devlooper graph: generate -> test -> (finish | diagnose -> plan -> apply -> test).
+"""The devlooper graph: generate -> test -> (finish | diagnose -> plan -> apply -> test),
+with escalate (ask a human, or stop as stuck) when a warned model keeps looping.
 
 ``graph`` is compiled without a checkpointer: the LangGraph server brings its
 own persistence. The CLI and embedders compile ``builder`` with their saver.
@@ -12,17 +13,22 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from .context import Context
-from .nodes import apply, diagnose, finish, generate, plan, test
+from .loops import still_stuck
+from .nodes import apply, diagnose, escalate, finish, generate, plan, test
 from .nodes.common import context_of
 from .state import InputState, OutputState, State
 
 
-def route_after_test(state: State, runtime: Runtime[Context]) -> Literal["finish", "diagnose"]:
-    """Green goes to finish; red goes to diagnose while the iteration budget lasts."""
+def route_after_test(state: State, runtime: Runtime[Context]) -> Literal["finish", "diagnose", "escalate"]:
+    """Green goes to finish; red goes to diagnose while the iteration budget lasts,
+    or to escalate when the model is still looping after a warning."""
+    ctx = context_of(runtime)
     if state["test_runs"][-1]["exit_code"] == 0:
         return "finish"
-    if state["iteration"] >= context_of(runtime).max_iterations:
+    if state["iteration"] >= ctx.max_iterations:
         return "finish"
+    if still_stuck(state, ctx.loop_window):
+        return "escalate"
     return "diagnose"
 
 
@@ -32,6 +38,7 @@ builder.add_node("test", test)
 builder.add_node("diagnose", diagnose)
 builder.add_node("plan", plan)
 builder.add_node("apply", apply)
+builder.add_node("escalate", escalate)
 builder.add_node("finish", finish)
 builder.add_edge(START, "generate")
 builder.add_edge("generate", "test")

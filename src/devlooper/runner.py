@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 from platformdirs import user_data_dir
 
 from .context import Context
@@ -36,6 +38,7 @@ def compile_graph(saver: BaseCheckpointSaver) -> CompiledStateGraph:
 
 
 Update = Callable[[str, dict[str, Any]], None]
+Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
 
 
 async def run(
@@ -46,27 +49,42 @@ async def run(
     thread_id: str | None = None,
     db: str | Path | None = None,
     on_update: Update | None = None,
+    ask: Ask | None = None,
 ) -> dict[str, Any]:
     """Run (or, with ``prompt=None``, continue) a thread to its end; return the final state.
 
     Checkpoints are written synchronously after every step so a hard kill loses
-    at most the step that was running.
+    at most the step that was running. When the graph pauses with ``interrupt()``
+    (``Context.interactive``), ``ask`` gets the question and its answer resumes
+    the run with ``Command(resume=answer)``; without ``ask`` the run stays paused
+    and the returned state carries ``interrupt`` (the question).
     """
     thread_id = thread_id or uuid.uuid4().hex
     config = {"configurable": {"thread_id": thread_id}}
-    payload = None
+    payload: Any = None
     if prompt is not None:
         payload = {"prompt": prompt, **({"template": template} if template else {})}
     try:
         async with open_saver(db) as saver:
             graph = compile_graph(saver)
-            async for chunk in graph.astream(
-                payload, config, context=context, stream_mode="updates", durability="sync"
-            ):
-                for node, update in chunk.items():
-                    if on_update and isinstance(update, dict):
-                        on_update(node, update)
+            while True:
+                question = None
+                async for chunk in graph.astream(
+                    payload, config, context=context, stream_mode="updates", durability="sync"
+                ):
+                    for node, update in chunk.items():
+                        if node == "__interrupt__":
+                            question = update[0].value
+                        elif on_update and isinstance(update, dict):
+                            on_update(node, update)
+                if question is None or ask is None:
+                    break
+                # input() blocks: keep the event loop (and its sandboxes) free meanwhile.
+                payload = Command(resume=await asyncio.to_thread(ask, question))
             state = await graph.aget_state(config)
-            return {**state.values, "thread_id": thread_id}
+            values = {**state.values, "thread_id": thread_id}
+            if question is not None:
+                values["interrupt"] = question
+            return values
     finally:
         await release_all()

@@ -87,6 +87,52 @@ class TestRun(TypedDict):
     failures: list[TestFailure]
 
 
+class Fingerprint(TypedDict):
+    """What one test run looked like, reduced to hashes that loop detection compares.
+
+    ``plan``, ``patch`` and ``steps`` describe the iteration that led to this
+    run (the plan made after the previous run); they are empty for the first run.
+    """
+
+    iteration: int
+    signature: str  # hash of the failing tests and their normalised errors
+    workspace: str  # hash of every file's path and content
+    layers: str  # hash of the environment layers, in order
+    plan: str | None  # hash of the actions of the plan applied before this run
+    patch: str | None  # hash of the file edits applied before this run
+    steps: list[dict]  # installs and commands tried before this run: kind, target, ok, context
+    exit_code: int
+    passed: int
+    failed: int
+
+
+class Detection(TypedDict):
+    """One loop found in the fingerprints: its kind, the iterations involved, in words."""
+
+    kind: Literal["repeat", "cycle", "same_failure", "no_progress", "failed_retry"]
+    iterations: list[int]
+    detail: str
+
+
+class LoopEvent(TypedDict):
+    """One rung of the ladder taken: the model warned, a human asked, or the run stopped."""
+
+    iteration: int
+    rung: Literal["warned", "asked", "stopped"]
+    detections: list[Detection]
+    guidance: str | None  # what the human said (rung "asked")
+
+
+class Best(TypedDict):
+    """The iteration with the most passing tests so far, with what it takes to restore it."""
+
+    iteration: int
+    passed: int
+    failed: int
+    files: dict[str, str]
+    layers: list[Layer]
+
+
 class InputState(TypedDict):
     """What a user gives: Studio shows exactly these fields as the input form."""
 
@@ -120,3 +166,7 @@ class State(InputState):
     usage: Annotated[dict[str, float], add_counts]
     timings: Annotated[dict[str, float], add_counts]
     report: dict
+    # Loop memory: one fingerprint per test run, the ladder's rungs, the best run so far.
+    fingerprints: Annotated[list[Fingerprint], operator.add]
+    loop_events: Annotated[list[LoopEvent], operator.add]
+    best: Best

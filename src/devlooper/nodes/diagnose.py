@@ -7,8 +7,10 @@ from langgraph.runtime import Runtime
 
 from .. import prompts
 from ..context import Context
+from ..loops import detect, events_at, regression
+from ..memory import render_notes
 from ..models import ask_text
-from ..state import State
+from ..state import LoopEvent, State
 from .common import context_of, model_of, template_of, timed
 
 
@@ -16,6 +18,13 @@ from .common import context_of, model_of, template_of, timed
 async def diagnose(state: State, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     model, recorder = model_of(ctx)
-    messages = prompts.diagnose(state, template_of(state, ctx), ctx.output_limit)
-    text, usage = await ask_text(model, messages, key=f"diagnose:{state['iteration']}", recorder=recorder)
-    return {"diagnosis": text.strip(), "usage": usage}
+    iteration = state["iteration"]
+    detections = detect(state.get("fingerprints", []), ctx.loop_window)
+    notes = render_notes(state, detections, regression(state))
+    messages = prompts.diagnose(state, template_of(state, ctx), ctx.output_limit, notes)
+    text, usage = await ask_text(model, messages, key=f"diagnose:{iteration}", recorder=recorder)
+    update: dict = {"diagnosis": text.strip(), "usage": usage}
+    if detections and not events_at(state, iteration):
+        # Rung 2 of the ladder: the model is told (here and in plan) that it is looping.
+        update["loop_events"] = [LoopEvent(iteration=iteration, rung="warned", detections=detections, guidance=None)]
+    return update

@@ -19,6 +19,8 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     last = state["test_runs"][-1]
     if last["exit_code"] == 0:
         return "passed", f"tests pass after {state['iteration']} iteration(s)"
+    if state.get("status") == "stuck":  # set by escalate, with the loop named in the reason
+        return "stuck", state["reason"]
     return "gave_up", (
         f"tests still fail after {state['iteration']} iteration(s) "
         f"(--max-iterations {ctx.max_iterations}); last exit code {last['exit_code']}"
@@ -55,6 +57,13 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
         ],
         "layers": state.get("layers", []),
         "edits": [{k: e[k] for k in ("iteration", "path", "before", "after")} for e in state.get("edits", [])],
+        "loop": {
+            "events": state.get("loop_events", []),
+            "fingerprints": [
+                {k: v for k, v in fp.items() if k != "steps"} for fp in state.get("fingerprints", [])
+            ],
+            "best": {k: v for k, v in (state.get("best") or {}).items() if k not in ("files", "layers")} or None,
+        },
         "usage": state.get("usage", {}),
         "timings": {node: round(seconds, 3) for node, seconds in state.get("timings", {}).items()},
         "files": sorted(state.get("files", {})),
@@ -65,11 +74,37 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
 async def finish(state: State, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     status, reason = outcome(state, ctx)
-    box = await sandbox_of(state, ctx)
-    manifest = await build_manifest(box, template_of(state, ctx), state.get("files", {}))
+    kept = kept_state(state, ctx, status)
+    box = await sandbox_of(kept, ctx)
+    manifest = await build_manifest(box, template_of(state, ctx), kept.get("files", {}))
     await release(state["run_id"])
-    files = {**state.get("files", {}), **manifest}
+    files = {**kept.get("files", {}), **manifest}
     report = build_report({**state, "files": files}, ctx, status, reason)
+    if kept is not state:
+        best = state["best"]
+        # The output holds the best iteration, not the last: say so, and that its tests fail.
+        report["output"] = {
+            "iteration": best["iteration"], "passed": best["passed"], "failed": best["failed"], "tests_pass": False,
+            "note": f"--keep-best: files and environment of run {best['iteration']}, the one with the most "
+            f"passing tests; its tests fail",
+        }
+        reason += f"; kept run {best['iteration']} ({best['passed']} passed, {best['failed']} failed)"
+        report["reason"] = reason
+    else:
+        report["output"] = {"iteration": state["iteration"], "tests_pass": status == "passed"}
     if ctx.output_dir:
         await asyncio.to_thread(write_output, ctx.output_dir, files, report)
-    return {"status": status, "reason": reason, "files": manifest, "report": report}
+    # The state's files end as what was written (a server user gets them back
+    # without an output directory): the manifest, and with --keep-best the best files.
+    gone = {path: None for path in state.get("files", {}) if path not in files}
+    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": report}
+
+
+def kept_state(state: State, ctx: Context, status: str) -> State:
+    """The state whose files and environment are written: the last, or with
+    ``keep_best`` after a red ending, the best run so far (its sandbox is rebuilt
+    from the recorded layers, so the manifest matches what it had installed)."""
+    best = state.get("best")
+    if status == "passed" or not ctx.keep_best or not best or best["iteration"] == state["iteration"]:
+        return state
+    return {**state, "files": best["files"], "layers": best["layers"]}

@@ -6,7 +6,8 @@ from langgraph.runtime import Runtime
 
 from .. import prompts
 from ..context import Context
-from ..memory import render_result
+from ..loops import detect, regression
+from ..memory import render_notes, render_result
 from ..models import MalformedOutput, ask_structured
 from ..schemas import DebugPlan
 from ..state import ActionResult, State
@@ -22,7 +23,9 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
     notes = "\n".join(
         render_result(r) for r in state.get("action_results", []) if r["iteration"] == iteration - 1 and not r["ok"]
     )
-    messages = prompts.plan_fix(state, template_of(state, ctx), notes)
+    # The same loop memory diagnose saw: a regression, a loop warning, a human's guidance.
+    memory = render_notes(state, detect(state.get("fingerprints", []), ctx.loop_window), regression(state))
+    messages = prompts.plan_fix(state, template_of(state, ctx), notes, memory)
     try:
         debug_plan, usage = await ask_structured(
             model, messages, DebugPlan, key=f"plan:{iteration}", recorder=recorder

@@ -6,6 +6,8 @@ from langgraph.runtime import Runtime
 
 from ..bounded import clip
 from ..context import Context
+from ..fingerprint import fingerprint
+from ..loops import best_of, improves
 from ..results import parse_results
 from ..state import State, TestRun
 from .common import context_of, sandbox_of, template_of, timed
@@ -34,4 +36,7 @@ async def test(state: State, runtime: Runtime[Context]) -> dict:
         failed=parsed.failed,
         failures=parsed.failures,
     )
-    return {"iteration": iteration, "test_runs": [run]}
+    update: dict = {"iteration": iteration, "test_runs": [run], "fingerprints": [fingerprint(state, run)]}
+    if improves(run, state.get("best")):
+        update["best"] = best_of(run, state.get("files", {}), state.get("layers", []))
+    return update

@@ -90,7 +90,8 @@ def generate_file(prompt: str, template: EnvTemplate, plan: ProjectPlan, path: s
     )
 
 
-def diagnose(state: State, template: EnvTemplate, output_limit: int) -> list[BaseMessage]:
+def diagnose(state: State, template: EnvTemplate, output_limit: int, notes: str = "") -> list[BaseMessage]:
+    """``notes``: what loop memory adds (a regression, a loop warning, a human's guidance)."""
     run = state["test_runs"][-1]
     files = state.get("files", {})
     output, dropped = clip(run["output"], output_limit)
@@ -109,10 +110,11 @@ def diagnose(state: State, template: EnvTemplate, output_limit: int) -> list[Bas
         dropped_note=f"{dropped} characters dropped from the middle" if dropped else "complete",
         failures=_failures(run),
         history=render_history(state),
+        notes=notes,
     )
 
 
-def plan_fix(state: State, template: EnvTemplate, action_notes: str) -> list[BaseMessage]:
+def plan_fix(state: State, template: EnvTemplate, action_notes: str, notes: str = "") -> list[BaseMessage]:
     return _messages(
         template,
         "plan_fix",
@@ -121,6 +123,8 @@ def plan_fix(state: State, template: EnvTemplate, action_notes: str) -> list[Bas
         diagnosis=state["diagnosis"],
         action_notes=action_notes or "(none)",
         install_hint=template.install_command.format(packages="..."),
+        history=render_history(state),
+        notes=notes,
     )
 
 

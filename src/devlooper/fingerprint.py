@@ -1,0 +1,100 @@
+"""Fingerprints: each test run reduced to hashes of the state of the code.
+
+Loop detection compares these rather than the model's words: two plans that
+read differently but leave the same files behind are the same state, and the
+same failure reported with another line number, address, temp path or timing
+is the same failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from .memory import content_hash
+from .state import Fingerprint, Layer, State, TestRun
+
+# Lines of output kept as the failure signature when no failing test was parsed.
+TAIL_LINES = 15
+
+_NORMALISE: list[tuple[re.Pattern[str], str]] = [
+    # Temp paths first, so their digits are not mistaken for line numbers below.
+    (re.compile(r"(?:/private)?/(?:tmp|var/tmp|var/folders|dev/shm)/[^\s:'\",()\[\]]*"), "<tmp>"),
+    (re.compile(r"[A-Za-z]:\\[^\s:'\"]*\\Temp\\[^\s:'\",()]*"), "<tmp>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0x?"),
+    (re.compile(r"\bline \d+\b"), "line ?"),
+    (re.compile(r"(\.\w{1,8}):\d+(?::\d+)?\b"), r"\1:?"),  # file.py:12 or file.rs:12:5
+    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|us|µs|sec|secs|seconds)\b"), "<time>"),
+    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"), "<time>"),  # 12:03:04 clock times
+    (re.compile(r"[ \t]+"), " "),
+]
+
+
+def normalise(text: str) -> str:
+    """Remove what changes between two runs of the same failure."""
+    for pattern, replacement in _NORMALISE:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def failure_signature(run: TestRun) -> str:
+    """Failing test ids with their normalised errors; the output's tail when none were parsed."""
+    if run["exit_code"] == 0:
+        return _hash(["green"])
+    failures = sorted({(f["name"], normalise(f["message"])) for f in run.get("failures", [])})
+    if failures:
+        return _hash([run["timed_out"], failures])
+    lines = [normalise(ln) for ln in run["output"].splitlines() if ln.strip()]
+    return _hash([run["exit_code"], run["timed_out"], lines[-TAIL_LINES:]])
+
+
+def workspace_hash(files: dict[str, str]) -> str:
+    return _hash(sorted((path, content_hash(content)) for path, content in files.items()))
+
+
+def layers_hash(layers: list[Layer]) -> str:
+    return _hash([(layer["kind"], layer["spec"]) for layer in layers])
+
+
+def plan_hash(plan: dict | None) -> str | None:
+    """The plan's actions, not its summary: the same actions in other words are the same plan."""
+    if not plan or not plan.get("actions"):
+        return None
+    actions = [{k: v for k, v in a.items() if v not in (None, "", [])} for a in plan["actions"]]
+    return _hash(actions)
+
+
+def fingerprint(state: State, run: TestRun) -> Fingerprint:
+    """The fingerprint of ``run``, taken on the state it ran against."""
+    it = run["iteration"]
+    files = state.get("files", {})
+    layers = state.get("layers", [])
+    plans = [p for p in state.get("plans", []) if p["iteration"] == it - 1]
+    edits = sorted((e["path"], e["before"], e["after"]) for e in state.get("edits", []) if e["iteration"] == it - 1)
+    # What a retry must differ in to be a new attempt: an install depends on the
+    # layers that existed before its iteration, a command also on the files.
+    before = layers_hash([x for x in layers if x["iteration"] < it - 1])
+    contexts = {"install": _hash([before]), "command": _hash([before, workspace_hash(files)])}
+    steps = [
+        {"kind": r["kind"], "target": r["target"], "ok": r["ok"], "context": contexts[r["kind"]]}
+        for r in state.get("action_results", [])
+        if r["iteration"] == it - 1 and r["kind"] in contexts
+    ]
+    return Fingerprint(
+        iteration=it,
+        signature=failure_signature(run),
+        workspace=workspace_hash(files),
+        layers=layers_hash(layers),
+        plan=plan_hash(plans[-1]) if plans else None,
+        patch=_hash(edits) if edits else None,
+        steps=steps,
+        exit_code=run["exit_code"],
+        passed=run["passed"],
+        failed=run["failed"],
+    )

@@ -20,12 +20,13 @@ from .state import Fingerprint, Layer, State, TestRun
 TAIL_LINES = 15
 
 _NORMALISE: list[tuple[re.Pattern[str], str]] = [
-    # Temp paths first, so their digits are not mistaken for line numbers below.
-    (re.compile(r"(?:/private)?/(?:tmp|var/tmp|var/folders|dev/shm)/[^\s:'\",()\[\]]*"), "<tmp>"),
-    (re.compile(r"[A-Za-z]:\\[^\s:'\"]*\\Temp\\[^\s:'\",()]*"), "<tmp>"),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0x?"),
     (re.compile(r"\bline \d+\b"), "line ?"),
     (re.compile(r"(\.\w{1,8}):\d+(?::\d+)?\b"), r"\1:?"),  # file.py:12 or file.rs:12:5
+    # A temp path differs on every run (and every sandbox): drop it up to a ':'
+    # or a quote, after the line numbers above have been cut from its end.
+    (re.compile(r"(?:/private)?/(?:tmp|var/tmp|var/folders|dev/shm)/[^\s:'\",()\[\]]*"), "<tmp>"),
+    (re.compile(r"[A-Za-z]:\\[^\s:'\"]*\\Temp\\[^\s:'\",()]*"), "<tmp>"),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|us|µs|sec|secs|seconds)\b"), "<time>"),
     (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"), "<time>"),  # 12:03:04 clock times
     (re.compile(r"[ \t]+"), " "),

@@ -40,7 +40,19 @@ class Progress:
     def _diagnose(self, u: dict[str, Any]) -> str:
         first = (u.get("diagnosis") or "").strip().splitlines()[:1] or [""]
         line = first[0]
-        return escape(line if len(line) <= 100 else line[:99] + "…")
+        return escape(line if len(line) <= 100 else line[:99] + "…") + self._loop(u)
+
+    @staticmethod
+    def _loop(u: dict[str, Any]) -> str:
+        events = u.get("loop_events") or []
+        details = [d["detail"] for e in events for d in e["detections"]]
+        return f"\n{'':>9} [yellow]loop, model warned:[/] {escape('; '.join(details))}" if details else ""
+
+    def _escalate(self, u: dict[str, Any]) -> str:
+        event = (u.get("loop_events") or [{}])[-1]
+        if event.get("rung") == "asked":
+            return f"[yellow]guidance:[/] {escape(event['guidance'][:160])}"
+        return "[red]still looping after a warning; stopping[/]"
 
     def _plan(self, u: dict[str, Any]) -> str:
         plan = u["plans"][-1]

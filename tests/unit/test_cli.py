@@ -53,3 +53,27 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run"])
     assert exit_.value.code == 2
+
+
+def test_loop_window_must_be_at_least_2(capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code, text = run_cli(capsys, "run", "x", "--loop-window", "1")
+    assert code == 2 and "--loop-window" in text
+
+
+def test_loop_flags_reach_the_context(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    args = cli._parser().parse_args(
+        ["run", "x", "--interactive", "--keep-best", "--loop-window", "4", "--output", str(tmp_path / "o")]
+    )
+    ctx = cli._context(args)
+    assert (ctx.interactive, ctx.keep_best, ctx.loop_window) == (True, True, 4)
+
+
+def test_loop_flags_fall_back_to_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("DEVLOOPER_KEEP_BEST", "1")
+    monkeypatch.setenv("DEVLOOPER_INTERACTIVE", "false")
+    args = cli._parser().parse_args(["run", "x", "--output", str(tmp_path / "o")])
+    ctx = cli._context(args)
+    assert (ctx.interactive, ctx.keep_best, ctx.loop_window) == (False, True, 3)

@@ -1,0 +1,84 @@
+"""The CLI's side of the ladder: guidance typed at the terminal, stuck exits 1, --keep-best."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devlooper import cli
+from tests.integration.test_loop import ADDER_PLAN, BAD, GOOD, TESTS
+from tests.integration.test_loop_memory import TIMES, fix
+
+
+def cassette(tmp_path: Path, **calls) -> str:
+    entries = {
+        "plan_project": ADDER_PLAN,
+        "generate_file:adder.py": BAD,
+        "generate_file:tests/test_adder.py": TESTS,
+        "diagnose:*": "add is wrong",
+        "plan:*": fix("multiply"),
+        "fix_file:*": TIMES,
+        **calls,
+    }
+    path = tmp_path / "cassette.json"
+    # Exact keys are tried before patterns, so later iterations can be scripted apart.
+    path.write_text(json.dumps({"version": 1, "calls": [{"key": k, "reply": v} for k, v in entries.items()]}))
+    return f"replay:{path}"
+
+
+def run_cli(capsys, tmp_path: Path, model: str, *flags: str) -> tuple[int, str]:
+    out = tmp_path / "out"
+    code = cli.main(["run", "a tiny library", "--model", model, "--output", str(out),
+                     "--db", str(tmp_path / "db.sqlite"), *flags])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@pytest.fixture(autouse=True)
+def _console_width():
+    width = cli.console.width
+    cli.console.width = 1_000  # one line per message, whatever the terminal
+    yield
+    cli.console.width = width
+
+
+def test_interactive_asks_at_the_terminal_and_uses_the_answer(capsys, tmp_path, monkeypatch):
+    asked: list[str] = []
+
+    def answer(prompt: str = "") -> str:
+        asked.append(prompt)
+        return "add must return a + b"
+
+    monkeypatch.setattr(cli.console, "input", answer)
+    model = cassette(tmp_path, **{"plan:4": fix("use + as the human said"), "fix_file:4:adder.py": GOOD})
+    code, text = run_cli(capsys, tmp_path, model, "--interactive")
+    assert code == 0, text
+    assert len(asked) == 1 and "guidance" in asked[0]
+    assert "stuck in a loop at run 4" in text and "What should it try instead?" in text
+    assert "guidance: add must return a + b" in text
+    assert (tmp_path / "out" / "adder.py").read_text() == GOOD
+    report = json.loads((tmp_path / "out" / ".devlooper" / "report.json").read_text())
+    assert [e["rung"] for e in report["loop"]["events"]] == ["warned", "asked"]
+
+
+def test_an_empty_answer_or_end_of_input_stops_the_run(capsys, tmp_path, monkeypatch):
+    def eof(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr(cli.console, "input", eof)
+    code, text = run_cli(capsys, tmp_path, cassette(tmp_path), "--interactive")
+    assert code == 1
+    assert "stuck" in text and "still looping after a warning; stopping" in text
+
+
+def test_without_interactive_a_loop_exits_1_as_stuck_and_keep_best_writes_the_best(capsys, tmp_path):
+    code, text = run_cli(capsys, tmp_path, cassette(tmp_path), "--keep-best", "--max-iterations", "9")
+    assert code == 1
+    assert "loop, model warned:" in text and "stuck: stuck in a loop at run 4" in text
+    report = json.loads((tmp_path / "out" / ".devlooper" / "report.json").read_text())
+    assert report["status"] == "stuck" and report["iterations"] == 4
+    # Run 1 (a - b) and run 2 (a * b) both pass one test: the first stays the best.
+    assert report["output"]["iteration"] == 1 and report["output"]["tests_pass"] is False
+    assert (tmp_path / "out" / "adder.py").read_text() == BAD

@@ -101,6 +101,8 @@ def _bounded(entries: list[str], budget: int, what: str) -> str:
 # --- the ladder, as the model sees it -----------------------------------------
 WARNING_BUDGET = 3_000  # characters of "do not repeat" edits shown with a loop warning
 EDIT_EXCERPT = 400  # characters of one edit's diff shown in the warning
+GUIDANCE_KEPT = 5  # a human's answers shown, newest first
+GUIDANCE_EXCERPT = 2_000  # characters of one answer
 
 
 def _involved(detection: Detection) -> set[int]:
@@ -140,7 +142,9 @@ def render_guidance(state: State) -> str:
     if not said:
         return ""
     lines = ["A human looked at the loop and gave this guidance (newest first); follow it:"]
-    lines += [f"- (iteration {e['iteration']}) {e['guidance']}" for e in reversed(said)]
+    lines += [
+        f"- (iteration {e['iteration']}) {clip(e['guidance'], GUIDANCE_EXCERPT)[0]}" for e in reversed(said[-GUIDANCE_KEPT:])
+    ]
     return "\n".join(lines)
 
 

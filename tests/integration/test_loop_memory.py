@@ -268,3 +268,18 @@ async def test_interactive_stop_or_a_dict_answer(output_dir: Path):
 async def test_wheel_helper_still_importable(tmp_path: Path):
     # make_wheel is shared with the loop tests; keep the import honest.
     assert make_wheel(tmp_path).exists()
+
+
+async def test_interactive_without_a_checkpointer_stops_instead_of_pausing_forever():
+    # The exported graph has no checkpointer (a server brings one): an interrupt
+    # there could never be resumed, so the run ends as stuck and says why.
+    from devlooper import graph
+
+    script = Script().iterations(6, plan=lambda i: fix("multiply"), fixes=lambda i: TIMES)
+    try:
+        out = await graph.ainvoke(
+            {"prompt": "x"}, context=Context(chat_model=ReplayChatModel.from_replies(script.replies), interactive=True)
+        )
+    finally:
+        await release_all()
+    assert out["status"] == "stuck" and "needs a checkpointer" in out["reason"]

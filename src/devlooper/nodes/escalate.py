@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from langgraph.config import get_config
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
@@ -37,6 +39,11 @@ def question(state: State, reason: str) -> dict:
     }
 
 
+def can_pause() -> bool:
+    """An interrupt without a checkpointer ends the run with no way to resume it."""
+    return get_config().get("configurable", {}).get(CONFIG_KEY_CHECKPOINTER) is not None
+
+
 def _answer_text(answer: object) -> str:
     # A server client may resume with a plain string or {"guidance": "..."}.
     if isinstance(answer, dict):
@@ -50,7 +57,9 @@ async def escalate(state: State, runtime: Runtime[Context]) -> Command[Literal["
     iteration = state["iteration"]
     detections = detect(state.get("fingerprints", []), ctx.loop_window)
     reason = loop_reason(iteration, detections, state.get("loop_events", []))
-    if ctx.interactive:
+    if ctx.interactive and not can_pause():
+        reason += "; interactive mode needs a checkpointer to pause and resume, and this graph has none"
+    elif ctx.interactive:
         # Everything above is recomputed on resume (the node reruns from the top): it is pure.
         guidance = _answer_text(interrupt(question(state, reason)))
         if guidance.lower() not in STOP_WORDS:

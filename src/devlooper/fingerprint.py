@@ -80,8 +80,9 @@ def fingerprint(state: State, run: TestRun) -> Fingerprint:
     edits = sorted((e["path"], e["before"], e["after"]) for e in state.get("edits", []) if e["iteration"] == it - 1)
     # What a retry must differ in to be a new attempt: an install depends on the
     # layers that existed before its iteration, a command also on the files.
+    workspace = workspace_hash(files)
     before = layers_hash([x for x in layers if x["iteration"] < it - 1])
-    contexts = {"install": _hash([before]), "command": _hash([before, workspace_hash(files)])}
+    contexts = {"install": _hash([before]), "command": _hash([before, workspace])}
     steps = [
         {"kind": r["kind"], "target": r["target"], "ok": r["ok"], "context": contexts[r["kind"]]}
         for r in state.get("action_results", [])
@@ -90,7 +91,7 @@ def fingerprint(state: State, run: TestRun) -> Fingerprint:
     return Fingerprint(
         iteration=it,
         signature=failure_signature(run),
-        workspace=workspace_hash(files),
+        workspace=workspace,
         layers=layers_hash(layers),
         plan=plan_hash(plans[-1]) if plans else None,
         patch=_hash(edits) if edits else None,

@@ -10,7 +10,7 @@ the newest fingerprint against the earlier ones:
    (A -> B -> A, and longer cycles); staying put (A -> A) is not a cycle.
 3. ``same_failure``: the same failure signature for K runs in a row.
 4. ``no_progress``: K runs in a row without more passing tests than the best
-   before them.
+   before them (once at least one test has passed).
 5. ``failed_retry``: an install or command that failed is tried again in an
    unchanged environment (and fails again).
 """
@@ -75,6 +75,10 @@ def _no_progress(fps: list[Fingerprint], window: int) -> Detection | None:
     if all(fp["passed"] == 0 and fp["failed"] == 0 for fp in recent):
         return None  # no counts were parsed: nothing to measure progress by
     base = max(fp["passed"] for fp in fps[: len(fps) - window + 1])
+    if base == 0:
+        # Nothing has passed yet: a run that gets from one import error to the
+        # next is progress this count cannot see. Repeats and cycles still can.
+        return None
     if any(fp["passed"] > base for fp in recent[1:]):
         return None
     its = [fp["iteration"] for fp in recent]

@@ -74,6 +74,9 @@ def test_no_more_passing_tests_for_k_runs():
     # No counts at all (a runtime without a results parser): nothing to measure.
     blind = [fp(i, sig=str(i), plan=str(i), passed=0, failed=0) for i in range(1, 5)]
     assert detect(blind) == []
+    # Nothing passed yet, a different error each time (one missing module after another).
+    imports = [fp(i, sig=str(i), plan=str(i), passed=0, failed=1) for i in range(1, 5)]
+    assert detect(imports) == []
 
 
 def test_an_unchanged_retry_of_a_failed_install():

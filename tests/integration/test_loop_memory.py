@@ -22,7 +22,7 @@ from langgraph.types import Command
 from devlooper import Context, ReplayChatModel, builder
 from devlooper.sandboxes.pool import release_all
 from tests.conftest import run_scripted
-from tests.integration.test_loop import ADDER_PLAN, BAD, GOOD, TESTS, make_wheel
+from tests.integration.test_loop import ADDER_PLAN, BAD, GOOD, TESTS
 
 TIMES = "def add(a, b):\n    return a * b\n"  # 1 passed: add(0, 0) == 0 still holds
 POWER = "def add(a, b):\n    return a ** b\n"
@@ -264,10 +264,6 @@ async def test_interactive_stop_or_a_dict_answer(output_dir: Path):
     assert [(it, rung) for it, rung, _ in events(state)] == [(3, "warned"), (4, "asked"), (5, "stopped")]
     assert "a human gave guidance at iteration 4" in state["reason"]
 
-
-async def test_wheel_helper_still_importable(tmp_path: Path):
-    # make_wheel is shared with the loop tests; keep the import honest.
-    assert make_wheel(tmp_path).exists()
 
 
 async def test_interactive_without_a_checkpointer_stops_instead_of_pausing_forever():

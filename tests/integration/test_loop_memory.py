@@ -19,7 +19,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from devlooper import Context, ReplayChatModel, builder
+from devlooper import Context, ReplayChatModel, builder, graph
 from devlooper.sandboxes.pool import release_all
 from tests.conftest import run_scripted
 from tests.integration.test_loop import ADDER_PLAN, BAD, GOOD, TESTS
@@ -265,12 +265,9 @@ async def test_interactive_stop_or_a_dict_answer(output_dir: Path):
     assert "a human gave guidance at iteration 4" in state["reason"]
 
 
-
 async def test_interactive_without_a_checkpointer_stops_instead_of_pausing_forever():
     # The exported graph has no checkpointer (a server brings one): an interrupt
     # there could never be resumed, so the run ends as stuck and says why.
-    from devlooper import graph
-
     script = Script().iterations(6, plan=lambda i: fix("multiply"), fixes=lambda i: TIMES)
     try:
         out = await graph.ainvoke(

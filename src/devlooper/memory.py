@@ -1,7 +1,10 @@
 """Edit history: what each iteration changed, and how it is shown to the model.
 
 Every file change is recorded with content hashes and a unified diff, so later
-steps (and loop detection) compare states of the code, not just actions.
+steps (and loop detection) compare states of the code, not just actions. The
+model sees a compact history of every iteration (always), a plain loop warning
+naming the edits not to repeat (when ``loops.detect`` finds one), and a
+human's guidance (after an interrupt); every part is bounded in size.
 """
 
 from __future__ import annotations

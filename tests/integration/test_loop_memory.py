@@ -190,9 +190,7 @@ async def test_a_run_that_makes_progress_is_never_flagged(output_dir: Path):
         2: {"summary": "fix sub, write check.py", "actions": [
             {"kind": "fix_file", "path": "calc.py", "instructions": "fix sub"},
             {"kind": "fix_file", "path": "check.py", "instructions": "write it"}, {"kind": "command", "command": check}]},
-        3: {"summary": "fix mul and check.py", "actions": [
-            {"kind": "fix_file", "path": "calc.py", "instructions": "fix mul"},
-            {"kind": "fix_file", "path": "check.py", "instructions": "exit 0"}, {"kind": "command", "command": check}]},
+        3: {"summary": "fix mul", "actions": [{"kind": "fix_file", "path": "calc.py", "instructions": "fix mul"}]},
     }
     script = Script()
     script.replies.update({
@@ -201,7 +199,6 @@ async def test_a_run_that_makes_progress_is_never_flagged(output_dir: Path):
         "generate_file:calc.py": CALC[0],
         "generate_file:tests/test_calc.py": CALC_TESTS,
         "fix_file:2:check.py": "raise SystemExit(1)\n",
-        "fix_file:3:check.py": "raise SystemExit(0)\n",
     })
     script.iterations(3, plan=plans.get)
     for i in (1, 2, 3):
@@ -210,7 +207,7 @@ async def test_a_run_that_makes_progress_is_never_flagged(output_dir: Path):
     assert state["status"] == "passed" and state["iteration"] == 4
     assert [r["passed"] for r in state["test_runs"]] == [0, 1, 2, 3]
     checks = [(r["iteration"], r["ok"]) for r in state["action_results"] if r["kind"] == "command"]
-    assert checks == [(1, False), (2, False), (3, True)]  # failed twice, on different code each time
+    assert checks == [(1, False), (2, False)]  # the same command failed twice, on different code
     assert state["loop_events"] == []
     assert not any("WARNING" in text for text in script.prompts.values())
     assert state["best"]["iteration"] == 4

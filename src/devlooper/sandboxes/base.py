@@ -68,6 +68,7 @@ class SandboxSpec:
     template: EnvTemplate
     layers: Sequence[Layer] = field(default_factory=list)
     run_id: str = "run"
+    layer_network: bool = True  # installs and environment commands may reach the network
 
 
 def layers_key(template: EnvTemplate, layers: Sequence[Layer]) -> str:

@@ -1,148 +1,130 @@
 """The local sandbox: a per-run workspace and a cached environment on this machine.
 
-Commands run as a new process group with stdin closed, a cleared environment
-(host secrets never reach generated code), a wall-clock timeout that kills the
-whole group, and output captured in constant memory.
+With bubblewrap installed (the default wherever it works) every command runs
+isolated: the host read-only and home directories hidden, the workspace at
+the template's workdir and the environment at ``/env`` (read-only while tests
+run), a private ``/tmp``, no network except for environment layers, a cleared
+environment, no capabilities, and resource limits. Without bubblewrap it
+falls back to a plain subprocess with the same limits and environment, and
+says so once.
 
-Environments (a venv for the python runtime) are cached by template and
-ordered layers under the user's cache directory. A new layer is built on a
-copy of the cached prefix in a temporary directory and renamed into place, so
-concurrent runs never see a half-built environment.
+Environments (a venv for the python runtime; whatever ``runtimes`` creates
+for others) are cached by isolation mode, template and ordered layers. Each
+prefix of the layers is an entry of its own, so a later iteration or a later
+run with the same prefix starts from it instead of reinstalling.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import threading
-import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_cache_dir
 
-from ..bounded import BoundedBuffer
 from ..paths import resolve_inside
 from ..state import Layer
-from . import runtimes
+from . import bwrap, runtimes
 from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
+from .envcache import EnvCache, chown_tree, copy_tree, relocate
+from .limits import Limits, prlimit_binary
+from .process import run_process
 
-OUTPUT_CAP = 1_000_000  # bytes kept per stream (head + tail)
-GRACE = 5.0  # seconds to drain pipes after the process group is killed
+log = logging.getLogger("devlooper.sandbox")
+
+ENV_MOUNT = "/env"  # where the environment appears inside bubblewrap: a fixed path needs no relocation
+PIP_CACHE_MOUNT = "/cache/pip"
+BUILD_TIMEOUT = 900.0  # seconds for each step of the template's base environment
+Isolation = Literal["auto", "bwrap", "none"]
+_warned = False
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("DEVLOOPER_CACHE_DIR") or user_cache_dir("devlooper"))
 
 
-async def run_process(
-    argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float, cap: int = OUTPUT_CAP
-) -> ExecResult:
-    """Run ``argv`` in its own process group; kill the group on timeout and on exit.
+def resolve_isolation(wanted: str) -> bool:
+    """True for bubblewrap. ``auto`` falls back to a plain subprocess, once said visibly."""
+    global _warned
+    if wanted not in ("auto", "bwrap", "none"):
+        raise SandboxStartupError(f"unknown isolation {wanted!r}; known: auto, bwrap, none")
+    if wanted == "none":
+        return False
+    ok, why = bwrap.usable()
+    if ok:
+        return True
+    if wanted == "bwrap":
+        raise SandboxStartupError(f"isolation 'bwrap' requested but {why}")
+    if not _warned:
+        _warned = True
+        log.warning(
+            "%s: generated code runs as a plain subprocess, with resource limits but with the "
+            "network and the host's files reachable (install bubblewrap to isolate it)",
+            why,
+        )
+    return False
 
-    The process is waited for with ``waitpid`` in a worker thread rather than
-    asyncio's ``Process.wait``, which also waits for the pipes to close and so
-    would hang on a background child that inherited them.
-    """
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    out, err = BoundedBuffer(cap), BoundedBuffer(cap)
-    readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
 
-    def wait() -> bool:
+def _user_processes() -> int:
+    """Processes of our uid: without a user namespace the process limit counts them all."""
+    uid, count = os.getuid(), 0
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
         try:
-            proc.wait(timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        # Kill the whole group even after a normal exit: background children
-        # (a stray `sleep &`) must not outlive the command or hold the pipes.
-        _kill_group(proc.pid)
-        proc.wait()
-        for reader in readers:
-            reader.join(GRACE)
-        return timed_out
-
-    try:
-        timed_out = await asyncio.to_thread(wait)
-    except asyncio.CancelledError:
-        _kill_group(proc.pid)
-        raise
-    return ExecResult(
-        exit_code=124 if timed_out else proc.returncode,
-        stdout=out.text(),
-        stderr=err.text(),
-        timed_out=timed_out,
-        killed="timeout" if timed_out else None,
-        truncated=bool(out.dropped or err.dropped),
-        dropped=out.dropped + err.dropped,
-        duration=time.monotonic() - started,
-    )
-
-
-def _pump(stream, buf: BoundedBuffer) -> None:
-    with stream:
-        while chunk := stream.read1(1 << 16):
-            buf.write(chunk)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _relocate(env_dir: Path, old: Path) -> None:
-    """Point a moved venv's scripts at their new home (shebangs hold absolute paths)."""
-    old_prefix, new_prefix = str(old).encode(), str(env_dir).encode()
-    for script in (env_dir / "bin").iterdir():
-        if script.is_symlink() or not script.is_file():
+            if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
+                count += 1
+        except OSError:
             continue
-        data = script.read_bytes()
-        if data.startswith(b"#!") and old_prefix in data[:4096]:
-            script.write_bytes(data.replace(old_prefix, new_prefix))
-    cfg = env_dir / "pyvenv.cfg"
-    if cfg.exists():
-        cfg.write_bytes(cfg.read_bytes().replace(old_prefix, new_prefix))
+    return count
 
 
 class LocalSandbox(Sandbox):
     name = "local"
 
-    def __init__(self, spec: SandboxSpec) -> None:
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        *,
+        limits: Limits | None = None,
+        isolation: Isolation | None = None,
+    ) -> None:
         super().__init__(spec)
+        self.limits = limits or Limits()
+        self.isolation: str = isolation or os.environ.get("DEVLOOPER_ISOLATION", "auto")
+        self.isolated = False
         self.root: Path | None = None
         self.workspace: Path | None = None
         self.env_dir: Path | None = None
-        self.envs = cache_root() / "envs"
+        self.cache: EnvCache | None = None
 
     # --- lifecycle -------------------------------------------------------
     async def start(self) -> None:
+        self.isolated = await asyncio.to_thread(resolve_isolation, self.isolation)
         self.root = Path(tempfile.mkdtemp(prefix=f"devlooper-{self.spec.run_id[:8]}-"))
+        self.root.chmod(0o755)
         self.workspace = self.root / "workspace"
-        for sub in ("workspace", "home", "tmp"):
+        for sub in ("workspace", "tmp", "tmp/home"):
             (self.root / sub).mkdir()
-        self.envs.mkdir(parents=True, exist_ok=True)
-        self.env_dir = await self._ensure_env(list(self.spec.layers))
+        owner = bwrap.owner_ids() if self.isolated else None
+        if owner:
+            await asyncio.to_thread(chown_tree, self.root / "workspace", *owner)
+            await asyncio.to_thread(chown_tree, self.root / "tmp", *owner)
+        self.cache = EnvCache(cache_root() / "envs" / ("bwrap" if self.isolated else "plain"))
+        await asyncio.to_thread(self.cache.clean_stale)
+        self._pip_cache()
+        try:
+            env_dir, result = await self._ensure_env(list(self.spec.layers))
+        except BaseException:
+            await self.close()
+            raise
+        if env_dir is None:
+            await self.close()
+            raise SandboxStartupError(f"replaying the environment's layers failed:\n{result.output[-2000:]}")
+        self.env_dir = env_dir
         self.layers = list(self.spec.layers)
 
     async def close(self) -> None:
@@ -153,8 +135,16 @@ class LocalSandbox(Sandbox):
     # --- files -------------------------------------------------------------
     async def write_file(self, path: str, content: str) -> None:
         target = resolve_inside(self.workspace, path)
+        await asyncio.to_thread(self._write, target, content)
+
+    def _write(self, target: Path, content: str) -> None:
+        created = [p for p in reversed(target.parents) if p.is_relative_to(self.workspace) and not p.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(target.write_text, content, encoding="utf-8")
+        target.write_text(content, encoding="utf-8")
+        owner = bwrap.owner_ids() if self.isolated else None
+        if owner:  # the sandbox's user must be able to change what we wrote
+            for p in [*created, target]:
+                os.chown(p, *owner)
 
     async def read_file(self, path: str) -> str:
         target = resolve_inside(self.workspace, path)
@@ -165,29 +155,47 @@ class LocalSandbox(Sandbox):
         target.unlink(missing_ok=True)
 
     # --- commands ------------------------------------------------------------
-    def _env(self, env_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def _env(self, env_dir: str, *, building: bool) -> dict[str, str]:
         """A cleared environment: nothing of the host's leaks in (no API keys)."""
+        tmp = "/tmp" if self.isolated else str(self.root / "tmp")
+        pip_cache = PIP_CACHE_MOUNT if self.isolated else str(cache_root() / "pip")
         env = {
-            "PATH": ":".join([*runtimes.tool_path(self.template, env_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
-            "HOME": str(self.root / "home"),
-            "TMPDIR": str(self.root / "tmp"),
+            "PATH": ":".join([*runtimes.tool_path(self.template, Path(env_dir)), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": f"{tmp}/home",
+            "TMPDIR": tmp,
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "TERM": "dumb",
             "PAGER": "cat",
             "GIT_PAGER": "cat",
+            "MANPAGER": "cat",
+            "LESS": "FRX",
             "NO_COLOR": "1",
             "CI": "1",
+            "DEBIAN_FRONTEND": "noninteractive",
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PIP_NO_INPUT": "1",
             "PIP_PROGRESS_BAR": "off",
-            "PIP_CACHE_DIR": str(cache_root() / "pip"),
+            "npm_config_progress": "false",
+            "npm_config_fund": "false",
+            "npm_config_audit": "false",
+            "CARGO_TERM_PROGRESS_WHEN": "never",
+            # Tests get no shared pip cache: an offline install must fail, not be served from it.
+            "PIP_CACHE_DIR": pip_cache if building else f"{tmp}/pip-cache",
         }
-        env.update(runtimes.env_vars(self.template, env_dir))
-        env.update(extra or {})
+        if not building:  # no network while tests run: fail at once instead of retrying
+            env["PIP_RETRIES"] = "0"
+        env.update(runtimes.env_vars(self.template, Path(env_dir)))
         return env
+
+    def _pip_cache(self) -> None:
+        path = cache_root() / "pip"
+        path.mkdir(parents=True, exist_ok=True)
+        owner = bwrap.owner_ids() if self.isolated else None
+        if owner and path.stat().st_uid != owner[0]:
+            chown_tree(path, *owner)
 
     async def exec(
         self,
@@ -198,9 +206,9 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
     ) -> ExecResult:
-        return await self._exec_in(self.env_dir, command, timeout=timeout, cwd=cwd, env=env)
+        return await self._run(self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network)
 
-    async def _exec_in(
+    async def _run(
         self,
         env_dir: Path,
         command: str | Sequence[str],
@@ -208,69 +216,115 @@ class LocalSandbox(Sandbox):
         timeout: float,
         cwd: str | None = None,
         env: dict[str, str] | None = None,
+        network: bool = False,
+        building: bool = False,
     ) -> ExecResult:
+        """Run in the workspace with ``env_dir`` as the environment (writable when ``building``)."""
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
-        workdir = resolve_inside(self.workspace, cwd) if cwd else self.workspace
-        return await run_process(argv, cwd=workdir, env=self._env(env_dir, env), timeout=timeout)
+        host_cwd = resolve_inside(self.workspace, cwd) if cwd else self.workspace
+        prlimit = prlimit_binary()
+        preexec = None
+        if self.isolated:
+            inside_env = ENV_MOUNT
+            full_env = {**self._env(inside_env, building=building), **(env or {})}
+            if prlimit:
+                argv = [prlimit, *self.limits.prlimit_args(timeout), "--", *argv]
+            else:
+                preexec = lambda: self.limits.setrlimits(timeout)  # noqa: E731
+            workdir = self.template.workdir + "/" + str(host_cwd.relative_to(self.workspace)) if cwd else self.template.workdir
+            mounts = bwrap.Mounts(
+                rw={str(self.workspace): self.template.workdir, str(self.root / "tmp"): "/tmp"},
+                ro={},
+            )
+            (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
+            if building:
+                mounts.rw[str(cache_root() / "pip")] = PIP_CACHE_MOUNT
+            toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
+            argv = bwrap.wrap(argv, mounts, network=network, workdir=workdir, env=full_env, toolchains=toolchains)
+            popen_cwd: Path = self.root
+        else:
+            full_env = {**self._env(str(env_dir), building=building), **(env or {})}
+            base = _user_processes()
+            if prlimit:
+                argv = [prlimit, *self.limits.prlimit_args(timeout, nproc_base=base), "--", *argv]
+            else:
+                preexec = lambda: self.limits.setrlimits(timeout, nproc_base=base)  # noqa: E731
+            popen_cwd = host_cwd
+        return await run_process(
+            argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
+        )
 
     async def add_layer(self, layer: Layer, *, timeout: float) -> ExecResult:
         layers = [*self.layers, layer]
-        final = self.envs / layers_key(self.template, layers)
-        if final.exists():
-            result = ExecResult(0, stdout="(environment reused from cache)")
-        else:
-            scratch = self._scratch_dir()
-            await asyncio.to_thread(shutil.copytree, self.env_dir, scratch, symlinks=True)
-            await asyncio.to_thread(_relocate, scratch, self.env_dir)
-            result = await self._exec_in(scratch, self.layer_command(layer), timeout=timeout)
-            if not result.ok:
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
-                return result
-            await asyncio.to_thread(self._publish, scratch, final)
-        self.env_dir = final
-        self.layers = layers
+        env_dir, result = await self._ensure_env(layers, timeout=timeout)
+        if env_dir is not None:
+            self.env_dir = env_dir
+            self.layers = layers
         return result
 
     # --- environment cache ---------------------------------------------------
-    def _scratch_dir(self) -> Path:
-        return self.envs / f".build-{uuid.uuid4().hex[:12]}"
+    def _key(self, layers: Sequence[Layer]) -> str:
+        return layers_key(self.template, layers)
 
-    def _publish(self, scratch: Path, final: Path) -> None:
-        """Rename a finished environment into the cache; a concurrent twin may win."""
-        try:
-            scratch.rename(final)
-        except OSError:
-            shutil.rmtree(scratch, ignore_errors=True)
-            return
-        _relocate(final, scratch)
+    async def _ensure_env(self, layers: list[Layer], *, timeout: float = BUILD_TIMEOUT) -> tuple[Path | None, ExecResult]:
+        """The cached environment for ``layers``, built from its cached prefix when missing.
 
-    async def _ensure_env(self, layers: list[Layer]) -> Path:
-        final = self.envs / layers_key(self.template, layers)
+        Returns (None, result) when the last layer fails: that is data for the
+        model. A failure of the template's own setup raises.
+        """
+        assert self.cache is not None
+        key = self._key(layers)
+        final = self.cache.path(key)
         if final.exists():
-            return final
-        scratch = self._scratch_dir()
-        try:
-            await self._build_env(scratch, layers)
-        except BaseException:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
-            raise
-        await asyncio.to_thread(self._publish, scratch, final)
-        return final
+            return final, ExecResult(0, stdout="(environment reused from cache)")
+        prefix: Path | None = None
+        if layers:
+            prefix, result = await self._ensure_env(layers[:-1], timeout=timeout)
+            if prefix is None:
+                return None, result
+        async with self.cache.locked(key):
+            if final.exists():  # a concurrent run built it while we waited
+                return final, ExecResult(0, stdout="(environment reused from cache)")
+            scratch = self.cache.scratch()
+            try:
+                if prefix is None:
+                    await self._build_base(scratch)
+                    result = ExecResult(0)
+                else:
+                    await asyncio.to_thread(copy_tree, prefix, scratch)
+                    if not self.isolated:
+                        await asyncio.to_thread(relocate, scratch, prefix, scratch)
+                    result = await self._step(scratch, self.layer_command(layers[-1]), timeout)
+                    if not result.ok:
+                        await asyncio.to_thread(shutil.rmtree, scratch, True)
+                        return None, result
+                if not self.isolated:  # point the scripts at the final path before anyone can see it
+                    await asyncio.to_thread(relocate, scratch, scratch, final)
+                await asyncio.to_thread(self.cache.publish, scratch, key, self.template.name, layers)
+            except BaseException:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+                raise
+        return final, result
 
-    async def _build_env(self, scratch: Path, layers: list[Layer]) -> None:
-        create = runtimes.create_command(self.template, scratch)
-        if create:
-            self._check(await run_process(create, cwd=self.root, env=self._env(scratch), timeout=120), "create")
-        else:
-            scratch.mkdir(parents=True)
-        steps = list(self.template.setup_commands)
+    async def _step(self, scratch: Path, command: str, timeout: float) -> ExecResult:
+        return await self._run(scratch, command, timeout=timeout, network=self.spec.layer_network, building=True)
+
+    async def _build_base(self, scratch: Path) -> None:
+        """The template's environment before any layer: create, setup commands, base packages."""
+        scratch.mkdir()
+        owner = bwrap.owner_ids() if self.isolated else None
+        if owner:
+            os.chown(scratch, *owner)
+        create = runtimes.create_command(self.template, Path(ENV_MOUNT if self.isolated else scratch))
+        steps: list[str | list[str]] = [create] if create else []
+        steps += list(self.template.setup_commands)
         if self.template.base_packages:
             steps.append(self.template.install_command.format(packages=" ".join(self.template.base_packages)))
-        steps += [self.layer_command(layer) for layer in layers]
         for step in steps:
-            self._check(await self._exec_in(scratch, step, timeout=900), step)
-
-    @staticmethod
-    def _check(result: ExecResult, what: str) -> None:
-        if not result.ok:
-            raise SandboxStartupError(f"could not {what!r} (exit {result.exit_code}):\n{result.output[-2000:]}")
+            result = await self._step(scratch, step, BUILD_TIMEOUT)
+            if not result.ok:
+                what = step if isinstance(step, str) else " ".join(step)
+                raise SandboxStartupError(
+                    f"could not build the {self.template.name!r} environment: {what!r} "
+                    f"(exit {result.exit_code}):\n{result.output[-2000:]}"
+                )

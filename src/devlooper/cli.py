@@ -95,7 +95,7 @@ def _context(args: argparse.Namespace, **overrides: object) -> Context:
         raise ConfigError("--loop-window must be at least 2 (one run cannot repeat itself)")
     # Fail before any work on what can be checked up front.
     get_template(ctx.template)
-    sandbox_class(ctx.sandbox)
+    sandbox_class(ctx.sandbox).check_config()
     load_chat_model(ctx.model, ctx.base_url)
     check_output_dir(ctx.output_dir, args.force)
     return ctx

@@ -55,6 +55,13 @@ class Context:
         default=600.0,
         metadata={"description": "Seconds an install or environment command may take."},
     )
+    layer_network: bool = field(
+        default=True,
+        metadata={
+            "description": "Whether installs and environment commands may use the network "
+            "(tests never can, on backends that can block it)."
+        },
+    )
     max_concurrency: int = field(
         default=4,
         metadata={"description": "Model calls in flight at once when files are written or fixed."},

@@ -48,6 +48,7 @@ async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = 
         state.get("layers", []),
         state.get("files", {}) if files is None else files,
         layer_timeout=ctx.install_timeout,
+        layer_network=ctx.layer_network,
     )
 
 

@@ -13,6 +13,8 @@ from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartup
 # name -> "module:Class"
 BACKENDS: dict[str, str] = {
     "local": "devlooper.sandboxes.local:LocalSandbox",
+    "e2b": "devlooper.sandboxes.e2b:E2BSandbox",
+    "modal": "devlooper.sandboxes.modal:ModalSandbox",
 }
 
 
@@ -25,9 +27,17 @@ def sandbox_class(name: str) -> type[Sandbox]:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_sandbox(name: str, template: EnvTemplate, layers: Sequence[Layer] = (), run_id: str = "run") -> Sandbox:
+def make_sandbox(
+    name: str,
+    template: EnvTemplate,
+    layers: Sequence[Layer] = (),
+    run_id: str = "run",
+    *,
+    layer_network: bool = True,
+) -> Sandbox:
     """Construct (not start) a sandbox of backend ``name``."""
-    return sandbox_class(name)(SandboxSpec(template=template, layers=list(layers), run_id=run_id))
+    spec = SandboxSpec(template=template, layers=list(layers), run_id=run_id, layer_network=layer_network)
+    return sandbox_class(name)(spec)
 
 
 __all__ = [

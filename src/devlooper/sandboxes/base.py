@@ -94,6 +94,13 @@ class Sandbox(abc.ABC):
         self.layers: list[Layer] = []  # layers present in the environment now
         self._written: dict[str, str] = {}  # path -> sha256 of what we last wrote
 
+    @classmethod
+    def check_config(cls) -> None:
+        """Raise ``ConfigError`` with one clear line if this backend cannot be used here.
+
+        Called before any work (no network): a missing SDK or credential.
+        """
+
     # --- lifecycle -------------------------------------------------------
     @abc.abstractmethod
     async def start(self) -> None:

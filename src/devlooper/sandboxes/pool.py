@@ -27,6 +27,7 @@ async def sandbox_for(
     files: dict[str, str],
     *,
     layer_timeout: float,
+    layer_network: bool = True,
 ) -> Sandbox:
     lock = _locks.setdefault(run_id, asyncio.Lock())
     async with lock:
@@ -38,7 +39,7 @@ async def sandbox_for(
             await release(run_id)
             box = None
         if box is None:
-            box = make_sandbox(backend, template, layers, run_id=run_id)
+            box = make_sandbox(backend, template, layers, run_id=run_id, layer_network=layer_network)
             await box.start()
             _live[run_id] = box
         for layer in layers[len(box.layers) :]:

@@ -1,0 +1,62 @@
+"""What the remote backends (E2B, Modal) share: environment, paths, build steps.
+
+A remote sandbox gets its toolchain from the template's image; the steps of
+the template (setup commands, base packages) and the layers are either baked
+into a prebuilt image or replayed on a fresh sandbox.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Sequence
+
+from ..paths import normalize
+from ..state import Layer
+from ..templates.base import EnvTemplate
+
+# Pagers, prompts and progress bars off: nobody is at the terminal.
+QUIET_ENV = {
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "MANPAGER": "cat",
+    "TERM": "dumb",
+    "NO_COLOR": "1",
+    "CI": "1",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "PYTHONUNBUFFERED": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "PIP_PROGRESS_BAR": "off",
+    "npm_config_progress": "false",
+    "CARGO_TERM_PROGRESS_WHEN": "never",
+}
+
+
+def remote_path(template: EnvTemplate, path: str) -> str:
+    """A project path (validated) under the template's workdir."""
+    return posixpath.join(template.workdir, normalize(path))
+
+
+def remote_cwd(template: EnvTemplate, cwd: str | None) -> str:
+    return remote_path(template, cwd) if cwd else template.workdir
+
+
+def shell(command: str | Sequence[str]) -> str:
+    """One shell command line, stdin closed so that ``input()`` fails at once."""
+    line = command if isinstance(command, str) else shlex.join(command)
+    return f"( {line} ) < /dev/null"
+
+
+def base_steps(template: EnvTemplate) -> list[str]:
+    """The template's own environment steps, before any layer."""
+    steps = list(template.setup_commands)
+    if template.base_packages:
+        steps.append(template.install_command.format(packages=" ".join(shlex.quote(p) for p in template.base_packages)))
+    return steps
+
+
+def layer_command(template: EnvTemplate, layer: Layer) -> str:
+    if layer["kind"] == "install":
+        return template.install_command.format(packages=layer["spec"])
+    return layer["spec"]

@@ -1,0 +1,137 @@
+"""What the E2B and Modal adapters do beyond the contract, against the SDK fakes."""
+
+from __future__ import annotations
+
+import pytest
+import sdk_fakes
+
+from devlooper.errors import ConfigError
+from devlooper.sandboxes import e2b as e2b_backend
+from devlooper.sandboxes import make_sandbox
+from devlooper.sandboxes import modal as modal_backend
+from devlooper.sandboxes.base import layers_key
+from devlooper.templates import get_template
+from devlooper.templates.base import EnvTemplate
+
+TEMPLATE = EnvTemplate(
+    name="remote",
+    description="setup and base packages recorded in a file",
+    runtime="generic",
+    image="python:3.11-slim",
+    setup_commands=["echo setup >> /workspace/.steps"],
+    base_packages=["base"],
+    install_command="echo {packages} >> /workspace/.steps && test {packages} != broken",
+    test_command="true",
+    manifest="none",
+)
+
+
+def layer(spec: str) -> dict:
+    return {"kind": "install", "spec": spec, "iteration": 1}
+
+
+@pytest.fixture
+def fake_e2b(monkeypatch):
+    fake = sdk_fakes.fake_e2b_module()
+    monkeypatch.setattr(e2b_backend, "_sdk", lambda: fake)
+    monkeypatch.setenv("E2B_API_KEY", "e2b-test")
+    return fake
+
+
+@pytest.fixture
+def fake_modal(monkeypatch):
+    fake = sdk_fakes.fake_modal_module()
+    monkeypatch.setattr(modal_backend, "_sdk", lambda: fake)
+    return fake
+
+
+def test_a_call_the_installed_sdk_would_reject_fails():
+    import e2b
+
+    with pytest.raises(TypeError, match="does not match the installed SDK"):
+        sdk_fakes.check_call(e2b.AsyncSandbox.create, "create", None, (), {"tempalte": "base"}, aio=False)
+    with pytest.raises(TypeError, match="no .aio"):
+        sdk_fakes.check_call(lambda: None, "f", None, (), {}, aio=True)
+
+
+async def test_e2b_replays_template_and_layers_as_root_and_tests_as_user(fake_e2b, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret")
+    sdk_fakes.CALLS.clear()
+    async with make_sandbox("e2b", TEMPLATE, [layer("one")], run_id="r1") as box:
+        assert await box.read_file(".steps") == "setup\nbase\none\n"
+        await box.exec("true", timeout=10)
+    (sbx,) = fake_e2b.AsyncSandbox.created
+    assert sbx.options["template"] == "base" and sbx.options["allow_internet_access"] is True
+    assert "envs" not in sbx.options  # nothing of the host's environment is handed over
+    runs = [(args[0], kw) for name, args, kw in sdk_fakes.CALLS if name.endswith("Commands.run")]
+    assert all("sk-host-secret" not in str(kw["envs"]) for _, kw in runs)
+    assert {kw["user"] for cmd, kw in runs if "pip" in cmd or "steps" in cmd} == {"root"}
+    assert runs[-1][1]["user"] == "user" and runs[-1][1]["retain_output"] is False
+    assert not sbx.machine.alive  # killed on close
+
+
+async def test_e2b_skips_what_a_custom_template_has_baked_in(fake_e2b, monkeypatch):
+    monkeypatch.setenv("DEVLOOPER_E2B_TEMPLATE", "devlooper-remote")
+    layers = [layer("one"), layer("two")]
+    fake_e2b.AsyncSandbox.baked = f"{layers_key(TEMPLATE, [])}\n{layers_key(TEMPLATE, layers[:1])}\n"
+    async with make_sandbox("e2b", TEMPLATE, layers) as box:
+        assert await box.read_file(".steps") == "two\n"  # only the layer the template lacks
+        assert [x["spec"] for x in box.layers] == ["one", "two"]
+    assert fake_e2b.AsyncSandbox.created[0].options["template"] == "devlooper-remote"
+
+
+def test_e2b_dockerfile_bakes_the_environment_and_marks_it():
+    layers = [layer("requests")]
+    text = e2b_backend.dockerfile(get_template("python"), layers)
+    assert text.startswith("FROM python:3.11-slim\n")
+    assert "pip install --disable-pip-version-check --no-input pytest" in text
+    assert "pip install --disable-pip-version-check --no-input requests" in text
+    assert layers_key(get_template("python"), layers) in text and e2b_backend.MARKER in text
+
+
+async def test_e2b_layer_failure_is_data(fake_e2b):
+    async with make_sandbox("e2b", TEMPLATE) as box:
+        result = await box.add_layer(layer("broken"), timeout=30)
+        assert not result.ok and result.exit_code == 1 and box.layers == []
+
+
+def test_e2b_without_a_key_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="E2B_API_KEY"):
+        e2b_backend.E2BSandbox.check_config()
+
+
+async def test_modal_builds_layers_into_images_and_blocks_the_network(fake_modal):
+    async with make_sandbox("modal", TEMPLATE, [layer("one")]) as box:
+        await box.write_file("src/app.py", "print(1)\n")
+        first = fake_modal.Sandbox.created[0]
+        assert first.options["block_network"] is True
+        assert first.options["image"].steps[-2:] == ("echo one >> /workspace/.steps && test one != broken", "WORKDIR /workspace")
+        result = await box.add_layer(layer("two"), timeout=60)
+        assert result.ok, result.output
+        second = fake_modal.Sandbox.created[-1]
+        assert second is not first and not first.machine.alive  # moved to a sandbox from the new image
+        assert await box.read_file("src/app.py") == "print(1)\n"  # files moved with it
+        assert [x["spec"] for x in box.layers] == ["one", "two"]
+        failed = await box.add_layer(layer("broken"), timeout=60)
+        assert not failed.ok and "Image build failed" in failed.stderr
+        assert fake_modal.Sandbox.created[-1] is second and [x["spec"] for x in box.layers] == ["one", "two"]
+    assert not second.machine.alive
+
+
+def test_modal_without_a_token_is_a_config_error(monkeypatch):
+    fake = sdk_fakes.fake_modal_module(token=False)
+    monkeypatch.setattr(modal_backend, "_sdk", lambda: fake)
+    with pytest.raises(ConfigError, match="MODAL_TOKEN_ID.*modal token new"):
+        modal_backend.ModalSandbox.check_config()
+
+
+def test_modal_token_check_reads_the_real_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("MODAL_CONFIG_PATH", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("MODAL_TOKEN_ID", raising=False)
+    monkeypatch.delenv("MODAL_TOKEN_SECRET", raising=False)
+    with pytest.raises(ConfigError):
+        modal_backend.ModalSandbox.check_config()
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-x")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-x")
+    modal_backend.ModalSandbox.check_config()

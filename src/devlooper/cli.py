@@ -153,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         return asyncio.run(_run(args.prompt, _context(args), args))
     except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
         return 2
     except DevlooperError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
         return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; the run is checkpointed")

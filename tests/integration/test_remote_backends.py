@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import sdk_fakes
+from tests import sdk_fakes
 
 from devlooper.errors import ConfigError
 from devlooper.sandboxes import e2b as e2b_backend

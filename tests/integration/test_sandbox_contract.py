@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-import sdk_fakes
+from tests import sdk_fakes
 
 from devlooper.paths import UnsafePathError
 from devlooper.sandboxes import e2b as e2b_backend

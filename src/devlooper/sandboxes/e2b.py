@@ -5,7 +5,7 @@ else E2B's ``base`` image, which has Python and Node. The template's setup,
 its base packages and the run's layers are replayed on the fresh sandbox,
 except those already baked into a custom E2B template: such a template
 carries ``/etc/devlooper-env`` with the keys of the steps it contains (see
-``dockerfile`` and the README section "E2B templates"). Layer steps run as
+``dockerfile`` and docs/sandboxes.md). Layer steps run as
 root; tests run as the unprivileged ``user``.
 
 E2B decides network access when a sandbox is created, so on this backend the

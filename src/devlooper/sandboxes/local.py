@@ -182,6 +182,7 @@ class LocalSandbox(Sandbox):
             "npm_config_fund": "false",
             "npm_config_audit": "false",
             "CARGO_TERM_PROGRESS_WHEN": "never",
+            "DEVLOOPER_ENV": env_dir,  # the cached environment (read-only while tests run)
             # Tests get no shared pip cache: an offline install must fail, not be served from it.
             "PIP_CACHE_DIR": pip_cache if building else f"{tmp}/pip-cache",
         }

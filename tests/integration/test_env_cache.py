@@ -1,0 +1,80 @@
+"""The local environment cache: reuse by prefix, one build under concurrency, no partial entries."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from devlooper.sandboxes import make_sandbox
+from devlooper.templates.base import EnvTemplate
+
+GENERIC = EnvTemplate(
+    name="cache-test",
+    description="an environment that is a directory",
+    runtime="generic",
+    image="debian:bookworm-slim",
+    install_command="echo {packages} >> $DEVLOOPER_ENV/installed",
+    test_command="true",
+    manifest="none",
+)
+
+
+def layer(spec: str, kind: str = "command") -> dict:
+    return {"kind": kind, "spec": spec, "iteration": 1}
+
+
+def envs_root() -> Path:
+    return Path(os.environ["DEVLOOPER_CACHE_DIR"]) / "envs"
+
+
+async def test_concurrent_runs_build_a_layer_once_and_share_it(tmp_path):
+    marker = f"echo built >> $DEVLOOPER_ENV/count && sleep 1 # {tmp_path.name}"
+    boxes = [make_sandbox("local", GENERIC, run_id=f"c{i}") for i in range(3)]
+    for box in boxes:
+        await box.start()
+    try:
+        results = await asyncio.gather(*(box.add_layer(layer(marker), timeout=60) for box in boxes))
+        assert all(r.ok for r in results), [r.output for r in results]
+        assert len({box.env_dir for box in boxes}) == 1
+        assert (boxes[0].env_dir / "count").read_text() == "built\n"
+        assert sum("reused" in r.stdout for r in results) == 2
+        seen = await boxes[1].exec("cat $DEVLOOPER_ENV/count", timeout=10)
+        assert seen.stdout == "built\n"
+    finally:
+        for box in boxes:
+            await box.close()
+
+
+async def test_a_later_run_reuses_the_cached_prefix(tmp_path):
+    first = [layer(f"one-{tmp_path.name}", "install"), layer(f"two-{tmp_path.name}", "install")]
+    async with make_sandbox("local", GENERIC, first) as box:
+        assert (box.env_dir / "installed").read_text().split() == [f"one-{tmp_path.name}", f"two-{tmp_path.name}"]
+        built = box.env_dir
+    async with make_sandbox("local", GENERIC, first[:1]) as box:
+        result = await box.add_layer(first[1], timeout=60)
+        assert "reused" in result.stdout and box.env_dir == built
+        other = await box.add_layer(layer(f"three-{tmp_path.name}", "install"), timeout=60)
+        assert other.ok and box.env_dir != built
+        assert (box.env_dir / "installed").read_text().split()[-1] == f"three-{tmp_path.name}"
+        assert (built / "installed").read_text().split()[-1] == f"two-{tmp_path.name}"  # the prefix is untouched
+
+
+async def test_a_failed_layer_leaves_no_entry_and_no_scratch(tmp_path):
+    async with make_sandbox("local", GENERIC) as box:
+        before = set(box.cache.root.iterdir())
+        result = await box.add_layer(layer(f"echo half > $DEVLOOPER_ENV/half; exit 7 # {tmp_path.name}"), timeout=60)
+        assert result.exit_code == 7 and box.layers == []
+        after = {p for p in box.cache.root.iterdir() if not p.name.endswith(".lock")}
+        assert after <= before
+        assert not list(box.cache.root.glob(".build-*"))
+
+
+async def test_tests_cannot_change_the_cached_environment(tmp_path):
+    async with make_sandbox("local", GENERIC) as box:
+        if not box.isolated:
+            pytest.skip("only bubblewrap mounts the environment read-only")
+        result = await box.exec("echo x > $DEVLOOPER_ENV/poison", timeout=10)
+        assert result.exit_code != 0 and not (box.env_dir / "poison").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,31 @@ def usable() -> tuple[bool, str]:
         why = proc.stderr.decode(errors="replace").strip().splitlines()
         return False, f"bubblewrap cannot create a sandbox here: {why[-1] if why else proc.returncode}"
     return True, binary
+
+
+ARCHIVES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".crate")
+
+
+def package_archives(command: str) -> list[str]:
+    """Local package files an install names by absolute path (``pip install /tmp/x.whl``).
+
+    They are bound read-only, at the same path, into that one step: only
+    regular files with a package-archive suffix, never under a hidden home.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    found = []
+    for word in words:
+        path = os.path.realpath(word) if word.startswith("/") else ""
+        if (
+            path.endswith(ARCHIVES)
+            and os.path.isfile(path)
+            and not any(path == h or path.startswith(h + "/") for h in HIDDEN)
+        ):
+            found.append(word)
+    return found
 
 
 def toolchain_dirs(extra: Iterable[str] = ()) -> list[str]:
@@ -123,16 +149,17 @@ def wrap(
                 out += ["--perms", "0755", "--dir", str(parent)]
         out += ["--ro-bind", host, host]
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/run"]
-    for inside in [*mounts.ro.values(), *mounts.rw.values()]:
-        for parent in reversed(Path(inside).parents):
-            top = "/" + parent.parts[1] if len(parent.parts) > 1 else "/"
-            if str(parent) not in made and top != "/" and not os.path.exists(top):
-                made.add(str(parent))
-                out += ["--perms", "0755", "--dir", str(parent)]
-    for host, inside in mounts.ro.items():
-        out += ["--ro-bind", host, inside]
-    for host, inside in mounts.rw.items():
-        out += ["--bind", host, inside]
+    # Writable places first: a read-only file may be bound inside one (a wheel under /tmp).
+    destinations = {*mounts.ro.values(), *mounts.rw.values()}
+    for flag, table in (("--bind", mounts.rw), ("--ro-bind", mounts.ro)):
+        for host, inside in table.items():
+            # Missing parents of the mount point are made 0755 (bubblewrap's default is 0700).
+            for parent in list(reversed(Path(inside).parents))[1:]:
+                top_level_host_dir = len(parent.parts) == 2 and os.path.exists(parent)
+                if str(parent) not in made and str(parent) not in destinations and not top_level_host_dir:
+                    made.add(str(parent))
+                    out += ["--perms", "0755", "--dir", str(parent)]
+            out += [flag, host, inside]
     for key, value in (env or {}).items():
         out += ["--setenv", key, value]
     out += ["--chdir", workdir, "--", *argv]

@@ -240,6 +240,9 @@ class LocalSandbox(Sandbox):
             (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
             if building:
                 mounts.rw[str(cache_root() / "pip")] = PIP_CACHE_MOUNT
+                if isinstance(command, str):
+                    for archive in bwrap.package_archives(command):
+                        mounts.ro[os.path.realpath(archive)] = archive
             toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
             argv = bwrap.wrap(argv, mounts, network=network, workdir=workdir, env=full_env, toolchains=toolchains)
             popen_cwd: Path = self.root

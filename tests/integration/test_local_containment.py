@@ -71,6 +71,15 @@ async def test_fork_bomb_is_contained(box):
     assert leftovers(marker) == []
 
 
+async def test_too_many_processes_is_reported(box):
+    spawn = "python -c 'import subprocess\nfor _ in range(200): subprocess.Popen([\"sleep\", \"30\"])'"
+    result, marker = await run_marked(box, spawn, timeout=30)
+    assert result.killed == "processes", result.output
+    assert result.duration < 20
+    time.sleep(0.3)
+    assert leftovers(marker) == []
+
+
 async def test_memory_hog_is_killed_and_reported(box):
     hog = "python -c 'a = []\nwhile True: a.append(bytearray(10**7))'"
     result = await box.exec(hog, timeout=30)

@@ -66,6 +66,7 @@ def test_layer_network_is_a_context_field_with_an_env_fallback(monkeypatch):
         (128 + 25, b"", "file_size"),
         (1, b"Traceback ...\nMemoryError\n", "memory"),
         (1, b"AssertionError\n", None),
+        (254, b"bash: fork: Resource temporarily unavailable\n", "processes"),
         (0, b"MemoryError mentioned in a passing run\n", None),
         (124, b"", None),
     ],
@@ -79,6 +80,17 @@ def test_limits_become_prlimit_options():
     assert args == ["--cpu=7:8", f"--as={512 << 20}", "--nproc=32", f"--fsize={8 << 20}"]
     derived = Limits(cpu_seconds=None).cpu_for(10)
     assert derived >= 10  # never below the wall-clock budget
+
+
+def test_limits_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEVLOOPER_LIMIT_MEMORY_MB", "512")
+    monkeypatch.setenv("DEVLOOPER_LIMIT_ADDRESS_SPACE_MB", "0")
+    limits = Limits.from_env()
+    assert limits.memory_mb == 512 and limits.address_space_mb is None and limits.processes == 512
+    assert not any(a.startswith("--as=") for a in limits.prlimit_args(10))
+    monkeypatch.setenv("DEVLOOPER_LIMIT_PROCESSES", "many")
+    with pytest.raises(ValueError, match="DEVLOOPER_LIMIT_PROCESSES"):
+        Limits.from_env()
 
 
 def test_fallback_is_announced_once(monkeypatch, caplog):

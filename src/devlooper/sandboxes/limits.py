@@ -29,6 +29,19 @@ class Limits:
     processes: int | None = 512  # processes and threads in the sandbox
     file_size_mb: int | None = 1024  # largest file a command may write
 
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Defaults, overridden by ``DEVLOOPER_LIMIT_<FIELD>`` (0 removes a limit)."""
+        values = {}
+        for name in ("memory_mb", "address_space_mb", "cpu_seconds", "processes", "file_size_mb"):
+            raw = os.environ.get(f"DEVLOOPER_LIMIT_{name.upper()}")
+            if raw is not None:
+                try:
+                    values[name] = int(raw) or None
+                except ValueError:
+                    raise ValueError(f"DEVLOOPER_LIMIT_{name.upper()} must be an integer, not {raw!r}") from None
+        return cls(**values)
+
     def cpu_for(self, timeout: float) -> int:
         """CPU seconds per process: a busy loop cannot outlive its wall-clock budget."""
         if self.cpu_seconds is not None:
@@ -62,8 +75,15 @@ def prlimit_binary() -> str | None:
     return shutil.which("prlimit")
 
 
-# What a command's runtime prints when an allocation fails under the address-space limit.
+# What a command's runtime prints when an allocation fails under the address-space limit,
+# and when a fork or a thread fails under the process limit.
 _OOM_MARKERS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc", b"out of memory")
+_NPROC_MARKERS = (
+    b"fork: Resource temporarily unavailable",
+    b"fork: retry",
+    b"can't start new thread",
+    b"BlockingIOError: [Errno 11] Resource temporarily unavailable",
+)
 
 
 def classify(returncode: int, stderr_tail: bytes) -> Kill | None:
@@ -77,6 +97,9 @@ def classify(returncode: int, stderr_tail: bytes) -> Kill | None:
         return "cpu"
     if sig == signal.SIGXFSZ:
         return "file_size"
-    if returncode != 0 and any(m in stderr_tail[-4096:] for m in _OOM_MARKERS):
+    tail = stderr_tail[-4096:]
+    if returncode != 0 and any(m in tail for m in _OOM_MARKERS):
         return "memory"
+    if returncode != 0 and any(m in tail for m in _NPROC_MARKERS):
+        return "processes"
     return None

@@ -93,7 +93,7 @@ class LocalSandbox(Sandbox):
         isolation: Isolation | None = None,
     ) -> None:
         super().__init__(spec)
-        self.limits = limits or Limits()
+        self.limits = limits or Limits.from_env()
         self.isolation: str = isolation or os.environ.get("DEVLOOPER_ISOLATION", "auto")
         self.isolated = False
         self.root: Path | None = None

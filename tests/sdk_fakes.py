@@ -156,14 +156,14 @@ class FakeE2BFiles:
     async def read(self, path, format="text", user=None, request_timeout=None, gzip=False, stream_idle_timeout=None):
         target = self.machine.host(path)
         if not target.exists():
-            raise e2b.NotFoundException(f"file {path} not found")
+            raise e2b.FileNotFoundException(f"file {path} not found")
         return target.read_text()
 
     @sdk_method(e2b.sandbox_async.filesystem.filesystem.Filesystem.remove)
     async def remove(self, path, user=None, request_timeout=None):
         target = self.machine.host(path)
         if not target.exists():
-            raise e2b.NotFoundException(f"file {path} not found")
+            raise e2b.FileNotFoundException(f"file {path} not found")
         target.unlink()
 
 

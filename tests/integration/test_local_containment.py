@@ -54,6 +54,20 @@ async def run_marked(box: LocalSandbox, command: str, timeout: float):
     return result, marker
 
 
+def zombie_children() -> list[int]:
+    """Children of this process that exited and were never reaped."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text() if name.isdigit() else ""
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split() if stat else []
+        if fields and fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(int(name))
+    return found
+
+
 def hwm() -> int:
     """Peak resident memory of this process so far, in bytes."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -118,6 +132,7 @@ async def test_infinite_loop_with_background_sleep_leaves_nothing(box):
     assert result.timed_out and result.exit_code == 124
     time.sleep(0.3)
     assert leftovers(marker) == []
+    assert zombie_children() == []
 
 
 async def test_background_child_of_a_finished_command_is_reaped(box):

@@ -89,7 +89,7 @@ def test_limits_from_the_environment(monkeypatch):
     assert limits.memory_mb == 512 and limits.address_space_mb is None and limits.processes == 512
     assert not any(a.startswith("--as=") for a in limits.prlimit_args(10))
     monkeypatch.setenv("DEVLOOPER_LIMIT_PROCESSES", "many")
-    with pytest.raises(ValueError, match="DEVLOOPER_LIMIT_PROCESSES"):
+    with pytest.raises(ConfigError, match="DEVLOOPER_LIMIT_PROCESSES"):
         Limits.from_env()
 
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 from dataclasses import dataclass
 
+from ..errors import ConfigError
 from .base import Kill
 
 MB = 1 << 20
@@ -39,7 +40,7 @@ class Limits:
                 try:
                     values[name] = int(raw) or None
                 except ValueError:
-                    raise ValueError(f"DEVLOOPER_LIMIT_{name.upper()} must be an integer, not {raw!r}") from None
+                    raise ConfigError(f"DEVLOOPER_LIMIT_{name.upper()} must be an integer, not {raw!r}") from None
         return cls(**values)
 
     def cpu_for(self, timeout: float) -> int:

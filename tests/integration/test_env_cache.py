@@ -78,3 +78,38 @@ async def test_tests_cannot_change_the_cached_environment(tmp_path):
             pytest.skip("only bubblewrap mounts the environment read-only")
         result = await box.exec("echo x > $DEVLOOPER_ENV/poison", timeout=10)
         assert result.exit_code != 0 and not (box.env_dir / "poison").exists()
+
+
+BUILD_IN_A_PROCESS = """
+import asyncio, sys
+from devlooper.sandboxes import make_sandbox
+from devlooper.templates.base import EnvTemplate
+template = EnvTemplate.model_validate_json(sys.argv[1])
+async def main():
+    async with make_sandbox("local", template, run_id="proc") as box:
+        result = await box.add_layer({"kind": "command", "spec": sys.argv[2], "iteration": 1}, timeout=60)
+        assert result.ok, result.output
+        print(box.env_dir)
+asyncio.run(main())
+"""
+
+
+async def test_concurrent_processes_build_a_layer_once(tmp_path):
+    import subprocess
+    import sys
+
+    command = f"echo built >> $DEVLOOPER_ENV/count && sleep 1 # {tmp_path.name}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD_IN_A_PROCESS, GENERIC.model_dump_json(), command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    dirs = {out.strip() for out, _ in outputs}
+    assert len(dirs) == 1
+    assert Path(dirs.pop(), "count").read_text() == "built\n"

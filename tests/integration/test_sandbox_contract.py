@@ -32,6 +32,7 @@ CONTRACT = EnvTemplate(
 LIVE_KEYS = {name: os.environ.get(name) for name in ("E2B_API_KEY", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
 BACKENDS = [
     "local",
+    "local-plain",  # the fallback without bubblewrap
     "e2b-fake",
     "modal-fake",
     pytest.param("e2b-live", marks=[pytest.mark.live, pytest.mark.skipif(not LIVE_KEYS["E2B_API_KEY"], reason="E2B_API_KEY not set")]),
@@ -46,7 +47,10 @@ def layer(spec: str, iteration: int = 1) -> dict:
 @pytest.fixture(params=BACKENDS)
 def backend(request, monkeypatch) -> str:
     name = request.param
-    if name == "e2b-fake":
+    if name == "local-plain":
+        monkeypatch.setenv("DEVLOOPER_ISOLATION", "none")
+        monkeypatch.setattr("devlooper.sandboxes.local._warned", True)
+    elif name == "e2b-fake":
         fake = sdk_fakes.fake_e2b_module()
         monkeypatch.setattr(e2b_backend, "_sdk", lambda: fake)
     elif name == "modal-fake":

@@ -39,7 +39,7 @@ class EnvCache:
     @contextlib.asynccontextmanager
     async def locked(self, key: str) -> AsyncIterator[None]:
         """Hold the build lock of ``key``; polls so that a cancelled wait releases nothing."""
-        fd = os.open(self.root / f"{key}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fd = await asyncio.to_thread(os.open, self.root / f"{key}.lock", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             while True:
                 try:

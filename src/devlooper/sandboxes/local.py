@@ -17,11 +17,12 @@ run with the same prefix starts from it instead of reinstalling.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -103,19 +104,8 @@ class LocalSandbox(Sandbox):
 
     # --- lifecycle -------------------------------------------------------
     async def start(self) -> None:
-        self.isolated = await asyncio.to_thread(resolve_isolation, self.isolation)
-        self.root = Path(tempfile.mkdtemp(prefix=f"devlooper-{self.spec.run_id[:8]}-"))
-        self.root.chmod(0o755)
-        self.workspace = self.root / "workspace"
-        for sub in ("workspace", "tmp", "tmp/home"):
-            (self.root / sub).mkdir()
-        owner = bwrap.owner_ids() if self.isolated else None
-        if owner:
-            await asyncio.to_thread(chown_tree, self.root / "workspace", *owner)
-            await asyncio.to_thread(chown_tree, self.root / "tmp", *owner)
-        self.cache = EnvCache(cache_root() / "envs" / ("bwrap" if self.isolated else "plain"))
-        await asyncio.to_thread(self.cache.clean_stale)
-        self._pip_cache()
+        # Blocking filesystem work runs in a thread: a server's event loop must not wait on it.
+        await asyncio.to_thread(self._prepare)
         try:
             env_dir, result = await self._ensure_env(list(self.spec.layers))
         except BaseException:
@@ -127,6 +117,22 @@ class LocalSandbox(Sandbox):
         self.env_dir = env_dir
         self.layers = list(self.spec.layers)
 
+    def _prepare(self) -> None:
+        """Choose the isolation, make the workspace and private /tmp, open the cache."""
+        self.isolated = resolve_isolation(self.isolation)
+        self.root = Path(tempfile.mkdtemp(prefix=f"devlooper-{self.spec.run_id[:8]}-"))
+        self.root.chmod(0o755)
+        self.workspace = self.root / "workspace"
+        for sub in ("workspace", "tmp", "tmp/home"):
+            (self.root / sub).mkdir()
+        owner = bwrap.owner_ids() if self.isolated else None
+        if owner:
+            chown_tree(self.root / "workspace", *owner)
+            chown_tree(self.root / "tmp", *owner)
+        self.cache = EnvCache(cache_root() / "envs" / ("bwrap" if self.isolated else "plain"))
+        self.cache.clean_stale()
+        self._pip_cache()
+
     async def close(self) -> None:
         if self.root is not None:
             await asyncio.to_thread(shutil.rmtree, self.root, True)
@@ -134,10 +140,10 @@ class LocalSandbox(Sandbox):
 
     # --- files -------------------------------------------------------------
     async def write_file(self, path: str, content: str) -> None:
-        target = resolve_inside(self.workspace, path)
-        await asyncio.to_thread(self._write, target, content)
+        await asyncio.to_thread(self._write, path, content)
 
-    def _write(self, target: Path, content: str) -> None:
+    def _write(self, path: str, content: str) -> None:
+        target = resolve_inside(self.workspace, path)
         created = [p for p in reversed(target.parents) if p.is_relative_to(self.workspace) and not p.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
@@ -147,12 +153,13 @@ class LocalSandbox(Sandbox):
                 os.chown(p, *owner)
 
     async def read_file(self, path: str) -> str:
-        target = resolve_inside(self.workspace, path)
-        return await asyncio.to_thread(target.read_text, encoding="utf-8", errors="replace")
+        def read() -> str:
+            return resolve_inside(self.workspace, path).read_text(encoding="utf-8", errors="replace")
+
+        return await asyncio.to_thread(read)
 
     async def delete_file(self, path: str) -> None:
-        target = resolve_inside(self.workspace, path)
-        target.unlink(missing_ok=True)
+        await asyncio.to_thread(lambda: resolve_inside(self.workspace, path).unlink(missing_ok=True))
 
     # --- commands ------------------------------------------------------------
     def _env(self, env_dir: str, *, building: bool) -> dict[str, str]:
@@ -221,22 +228,39 @@ class LocalSandbox(Sandbox):
         building: bool = False,
     ) -> ExecResult:
         """Run in the workspace with ``env_dir`` as the environment (writable when ``building``)."""
+        argv, popen_cwd, full_env, preexec = await asyncio.to_thread(
+            self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building
+        )
+        return await run_process(
+            argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
+        )
+
+    def _command(
+        self,
+        env_dir: Path,
+        command: str | Sequence[str],
+        *,
+        timeout: float,
+        cwd: str | None,
+        env: dict[str, str] | None,
+        network: bool,
+        building: bool,
+    ) -> tuple[list[str], Path, dict[str, str], Callable[[], None] | None]:
+        """The full command line (limits, isolation), its directory, environment and preexec."""
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
         host_cwd = resolve_inside(self.workspace, cwd) if cwd else self.workspace
         prlimit = prlimit_binary()
         preexec = None
         if self.isolated:
-            inside_env = ENV_MOUNT
-            full_env = {**self._env(inside_env, building=building), **(env or {})}
-            if prlimit:
+            full_env = {**self._env(ENV_MOUNT, building=building), **(env or {})}
+            if prlimit:  # inside the sandbox: the process limit then counts its user namespace only
                 argv = [prlimit, *self.limits.prlimit_args(timeout), "--", *argv]
             else:
-                preexec = lambda: self.limits.setrlimits(timeout)  # noqa: E731
-            workdir = self.template.workdir + "/" + str(host_cwd.relative_to(self.workspace)) if cwd else self.template.workdir
-            mounts = bwrap.Mounts(
-                rw={str(self.workspace): self.template.workdir, str(self.root / "tmp"): "/tmp"},
-                ro={},
-            )
+                preexec = functools.partial(self.limits.setrlimits, timeout)
+            workdir = self.template.workdir
+            if cwd:
+                workdir += "/" + str(host_cwd.relative_to(self.workspace))
+            mounts = bwrap.Mounts(rw={str(self.workspace): self.template.workdir, str(self.root / "tmp"): "/tmp"})
             (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
             if building:
                 mounts.rw[str(cache_root() / "pip")] = PIP_CACHE_MOUNT
@@ -245,18 +269,14 @@ class LocalSandbox(Sandbox):
                         mounts.ro[os.path.realpath(archive)] = archive
             toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
             argv = bwrap.wrap(argv, mounts, network=network, workdir=workdir, env=full_env, toolchains=toolchains)
-            popen_cwd: Path = self.root
+            return argv, self.root, full_env, preexec
+        full_env = {**self._env(str(env_dir), building=building), **(env or {})}
+        base = _user_processes()
+        if prlimit:
+            argv = [prlimit, *self.limits.prlimit_args(timeout, nproc_base=base), "--", *argv]
         else:
-            full_env = {**self._env(str(env_dir), building=building), **(env or {})}
-            base = _user_processes()
-            if prlimit:
-                argv = [prlimit, *self.limits.prlimit_args(timeout, nproc_base=base), "--", *argv]
-            else:
-                preexec = lambda: self.limits.setrlimits(timeout, nproc_base=base)  # noqa: E731
-            popen_cwd = host_cwd
-        return await run_process(
-            argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
-        )
+            preexec = functools.partial(self.limits.setrlimits, timeout, nproc_base=base)
+        return argv, host_cwd, full_env, preexec
 
     async def add_layer(self, layer: Layer, *, timeout: float) -> ExecResult:
         layers = [*self.layers, layer]
@@ -279,7 +299,7 @@ class LocalSandbox(Sandbox):
         assert self.cache is not None
         key = self._key(layers)
         final = self.cache.path(key)
-        if final.exists():
+        if await asyncio.to_thread(final.exists):
             return final, ExecResult(0, stdout="(environment reused from cache)")
         prefix: Path | None = None
         if layers:
@@ -287,11 +307,12 @@ class LocalSandbox(Sandbox):
             if prefix is None:
                 return None, result
         async with self.cache.locked(key):
-            if final.exists():  # a concurrent run built it while we waited
+            if await asyncio.to_thread(final.exists):  # a concurrent run built it while we waited
                 return final, ExecResult(0, stdout="(environment reused from cache)")
             scratch = self.cache.scratch()
             try:
                 if prefix is None:
+                    await asyncio.to_thread(self._make_scratch, scratch)
                     await self._build_base(scratch)
                     result = ExecResult(0)
                 else:
@@ -313,12 +334,14 @@ class LocalSandbox(Sandbox):
     async def _step(self, scratch: Path, command: str, timeout: float) -> ExecResult:
         return await self._run(scratch, command, timeout=timeout, network=self.spec.layer_network, building=True)
 
-    async def _build_base(self, scratch: Path) -> None:
-        """The template's environment before any layer: create, setup commands, base packages."""
+    def _make_scratch(self, scratch: Path) -> None:
         scratch.mkdir()
         owner = bwrap.owner_ids() if self.isolated else None
         if owner:
             os.chown(scratch, *owner)
+
+    async def _build_base(self, scratch: Path) -> None:
+        """The template's environment before any layer: create, setup commands, base packages."""
         create = runtimes.create_command(self.template, Path(ENV_MOUNT if self.isolated else scratch))
         steps: list[str | list[str]] = [create] if create else []
         steps += list(self.template.setup_commands)

@@ -39,7 +39,34 @@ async def run_process(
     memory_mb: int | None = None,
     preexec: Callable[[], None] | None = None,
 ) -> ExecResult:
-    """Run ``argv`` in its own session; every way it can end comes back as data."""
+    """Run ``argv`` in its own session; every way it can end comes back as data.
+
+    Everything blocking (spawning, waiting, reading /proc) happens in a worker
+    thread, so the event loop of a server is never held up.
+    """
+    procs: list[subprocess.Popen] = []
+    try:
+        return await asyncio.to_thread(
+            run_process_sync, argv, cwd=cwd, env=env, timeout=timeout, cap=cap, memory_mb=memory_mb,
+            preexec=preexec, started_procs=procs,
+        )
+    except asyncio.CancelledError:
+        for proc in procs:
+            kill_tree(proc.pid, walk=proc.poll() is None)
+        raise
+
+
+def run_process_sync(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str,
+    env: dict[str, str],
+    timeout: float,
+    cap: int = OUTPUT_CAP,
+    memory_mb: int | None = None,
+    preexec: Callable[[], None] | None = None,
+    started_procs: list[subprocess.Popen] | None = None,
+) -> ExecResult:
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -54,6 +81,8 @@ async def run_process(
         )
     except FileNotFoundError as exc:
         return ExecResult(127, stderr=f"{exc.filename}: command not found", duration=time.monotonic() - started)
+    if started_procs is not None:
+        started_procs.append(proc)
     out, err = BoundedBuffer(cap), BoundedBuffer(cap)
     readers = [
         threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
@@ -61,34 +90,26 @@ async def run_process(
     ]
     for reader in readers:
         reader.start()
-    killed: list[Kill] = []
-
-    def wait() -> None:
-        deadline = started + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                killed.append("timeout")
+    killed: Kill | None = None
+    deadline = started + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            killed = "timeout"
+            break
+        try:
+            proc.wait(min(left, WATCH_INTERVAL) if memory_mb else left)
+            break
+        except subprocess.TimeoutExpired:
+            if memory_mb and tree_rss(proc.pid) > memory_mb * MB:
+                killed = "memory"
                 break
-            try:
-                proc.wait(min(left, WATCH_INTERVAL) if memory_mb else left)
-                break
-            except subprocess.TimeoutExpired:
-                if memory_mb and tree_rss(proc.pid) > memory_mb * MB:
-                    killed.append("memory")
-                    break
-        # Walk the tree only while the process is unreaped: a reaped pid may be reused.
-        kill_tree(proc.pid, walk=proc.poll() is None)
-        proc.wait()
-        for reader in readers:
-            reader.join(GRACE)
-
-    try:
-        await asyncio.to_thread(wait)
-    except asyncio.CancelledError:
-        kill_tree(proc.pid, walk=proc.poll() is None)
-        raise
-    kill = killed[0] if killed else classify(proc.returncode, bytes(err.tail or err.head))
+    # Walk the tree only while the process is unreaped: a reaped pid may be reused.
+    kill_tree(proc.pid, walk=proc.poll() is None)
+    proc.wait()
+    for reader in readers:
+        reader.join(GRACE)
+    kill = killed or classify(proc.returncode, bytes(err.tail or err.head))
     timed_out = kill == "timeout"
     return ExecResult(
         exit_code=124 if timed_out else 137 if kill == "memory" and proc.returncode < 0 else proc.returncode,

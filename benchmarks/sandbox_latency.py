@@ -57,7 +57,9 @@ async def one_command(isolation: str, n: int) -> float:
 async def cold_and_warm(isolation: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["DEVLOOPER_CACHE_DIR"] = cache
-        out = {"env cold": await timed(box(isolation).start())}
+        sb = box(isolation)
+        out = {"env cold": await timed(sb.start())}
+        await sb.close()
         sb = box(isolation)
         out["env warm"] = await timed(sb.start())
         out["layer cold"] = await timed(sb.add_layer(SIX, timeout=300))

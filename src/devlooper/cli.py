@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
+import threading
+import uuid
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from .errors import ConfigError, DevlooperError
 from .models import REPLAY_PREFIX, load_chat_model
 from .output import check_output_dir
 from .progress import Progress
-from .runner import run
+from .runner import history, resume, run
 from .sandboxes import sandbox_class
 from .templates import BUILTIN, get_template
 
@@ -38,12 +41,26 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="generate a project from a prompt")
     r.add_argument("prompt", help="what to build")
-    r.add_argument("--template", default=None, help="environment template (see `devlooper templates`)")
-    r.add_argument("--sandbox", default=None, help="where code runs: local (default), e2b, modal")
-    r.add_argument("--model", default=None, help="provider:model, or replay:CASSETTE (env: DEVLOOPER_MODEL)")
-    r.add_argument("--base-url", default=None, help="base URL of an OpenAI-compatible server")
-    r.add_argument("--record", default=None, metavar="PATH", help="record every model reply to a cassette")
+    _settings(r)
     _common(r)
+
+    rs = sub.add_parser(
+        "resume",
+        help="continue a run that stopped (crash, kill) or fork it from an earlier checkpoint",
+        description="Continue THREAD_ID from its last checkpoint with the settings it was started with; "
+        "options given here override them. With --from, run again from an earlier checkpoint "
+        "(see `devlooper history`).",
+    )
+    rs.add_argument("thread_id", help="the thread id printed by `devlooper run`")
+    rs.add_argument("--from", dest="checkpoint_id", default=None, metavar="CHECKPOINT_ID",
+                    help="fork from this checkpoint instead of continuing from the last one")
+    _settings(rs, template=False)
+    _common(rs, defaults=False)
+
+    h = sub.add_parser("history", help="list the checkpoints of a run")
+    h.add_argument("thread_id", help="the thread id printed by `devlooper run`")
+    h.add_argument("--db", default=None, help=DB_HELP)
+    h.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
     d = sub.add_parser("demo", help="replay a bundled session offline; pytest runs for real")
     _common(d)
@@ -52,12 +69,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", default="output", help="directory for the finished project (default: ./output)")
+DB_HELP = "checkpoint database: a SQLite file, or a postgresql:// URL (default: a SQLite file in the user data directory)"
+
+
+def _settings(p: argparse.ArgumentParser, template: bool = True) -> None:
+    if template:
+        p.add_argument("--template", default=None, help="environment template (see `devlooper templates`)")
+    p.add_argument("--sandbox", default=None, help="where code runs: local (default), e2b, modal")
+    p.add_argument("--model", default=None, help="provider:model, or replay:CASSETTE (env: DEVLOOPER_MODEL)")
+    p.add_argument("--base-url", default=None, help="base URL of an OpenAI-compatible server")
+    p.add_argument("--record", default=None, metavar="PATH", help="record every model reply to a cassette")
+
+
+def _common(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    # For `resume` every default is None: an option left out keeps the run's recorded setting.
+    p.add_argument("--output", default="output" if defaults else None,
+                   help="directory for the finished project (default: ./output)" if defaults
+                   else "directory for the finished project (default: the run's own)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output directory")
     p.add_argument("--max-iterations", type=int, default=None, help="test runs before giving up (default 10)")
-    p.add_argument("--thread-id", default=None, help="checkpoint thread id (default: a new one)")
-    p.add_argument("--db", default=None, help="SQLite checkpoint file (default: in the user data directory)")
+    if defaults:
+        p.add_argument("--thread-id", default=None, help="checkpoint thread id (default: a new one)")
+    p.add_argument("--db", default=None, help=DB_HELP)
     p.add_argument(
         "--interactive",
         action="store_true",
@@ -74,8 +107,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _context(args: argparse.Namespace, **overrides: object) -> Context:
-    given = {
+def _given(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given on the command line (None where an option was left out)."""
+    return {
         "model": getattr(args, "model", None),
         "base_url": getattr(args, "base_url", None),
         "record": getattr(args, "record", None),
@@ -87,31 +121,54 @@ def _context(args: argparse.Namespace, **overrides: object) -> Context:
         "interactive": True if args.interactive else None,
         "keep_best": True if args.keep_best else None,
     }
-    given.update(overrides)
+
+
+def _context(args: argparse.Namespace, **overrides: object) -> Context:
+    given = {**_given(args), **overrides}
     ctx = Context(**{k: v for k, v in given.items() if v is not None})
+    return _check(ctx, args.force)
+
+
+def _check(ctx: Context, force: bool, output: bool = True) -> Context:
+    """Fail before any work on what can be checked up front."""
     if ctx.max_iterations < 1:
         raise ConfigError("--max-iterations must be at least 1")
     if ctx.loop_window < 2:
         raise ConfigError("--loop-window must be at least 2 (one run cannot repeat itself)")
-    # Fail before any work on what can be checked up front.
     get_template(ctx.template)
     sandbox_class(ctx.sandbox).check_config()
     load_chat_model(ctx.model, ctx.base_url)
-    check_output_dir(ctx.output_dir, args.force)
+    if output and ctx.output_dir:
+        check_output_dir(ctx.output_dir, force)
     return ctx
 
 
-async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
+def _banner(ctx: Context, thread_id: str) -> None:
     console.print(
         f"[bold]devlooper[/] · template [cyan]{ctx.template}[/] · sandbox [cyan]{ctx.sandbox}[/] "
-        f"· model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations"
+        f"· model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations · thread [cyan]{thread_id}[/]"
     )
+
+
+def _done(final: dict, output_dir: str | None) -> int:
+    where = ""
+    if output_dir:
+        out = Path(output_dir).expanduser().resolve()
+        where = f" · output in [bold]{out}[/]"
+    console.print(f"thread [cyan]{final['thread_id']}[/] · {final.get('status')}{where}")
+    if output_dir:
+        print(out)
+    return 0 if final.get("status") == "passed" else 1
+
+
+async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
+    # The thread id is printed before any work: after a crash it is what `resume` needs.
+    thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
+    _banner(ctx, thread_id)
+    args.started = True
     ask = _ask_human if ctx.interactive else None
-    final = await run(prompt, ctx, thread_id=args.thread_id, db=args.db, on_update=Progress(console), ask=ask)
-    status = final.get("status")
-    console.print(f"thread [cyan]{final['thread_id']}[/] · output in [bold]{Path(ctx.output_dir).resolve()}[/]")
-    print(Path(ctx.output_dir).resolve())
-    return 0 if status == "passed" else 1
+    final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=Progress(console), ask=ask)
+    return _done(final, ctx.output_dir)
 
 
 def _ask_human(question: dict) -> str:
@@ -125,6 +182,49 @@ def _ask_human(question: dict) -> str:
         return console.input("[bold]guidance>[/] ")
     except EOFError:
         return ""
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    given = _given(args)
+    used: list[Context] = []
+
+    def prepare(ctx: Context) -> Context:
+        # The recorded output directory was checked when the run started (and may
+        # hold a half-written output after a crash in finish); a new one is checked now.
+        _check(ctx, args.force, output=given["output_dir"] is not None)
+        _banner(ctx, args.thread_id)
+        if args.checkpoint_id:
+            console.print(f"forking from checkpoint [cyan]{args.checkpoint_id}[/]")
+        used.append(ctx)
+        args.started = True
+        return ctx
+
+    final = await resume(
+        args.thread_id, checkpoint_id=args.checkpoint_id, db=args.db, on_update=Progress(console),
+        prepare=prepare, ask=_ask_human, **given,
+    )
+    if final.get("already_finished"):
+        console.print(
+            f"thread {args.thread_id} already finished ({final.get('status')}); "
+            "fork it from an earlier checkpoint with --from (see `devlooper history`)"
+        )
+    return _done(final, used[0].output_dir if used else None)
+
+
+async def _history(args: argparse.Namespace) -> int:
+    rows = await history(args.thread_id, db=args.db)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'checkpoint':<38} {'step':>4}  {'node':<9} {'next':<9} {'iter':>4} {'exit':>4} {'failing':>7}  status")
+    for row in rows:
+        dash = lambda v: "-" if v is None else v  # noqa: E731
+        print(
+            f"{row['checkpoint_id']:<38} {dash(row['step']):>4}  {row['node']:<9} {row['next'] or '-':<9} "
+            f"{row['iteration']:>4} {dash(row['exit_code']):>4} {dash(row['failing']):>7}  {row['status'] or '-'}"
+        )
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -144,26 +244,55 @@ def _templates() -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (a `kill`, a CI timeout, a container stop) like Ctrl-C: the running
+    step is cancelled, its commands are killed, sandboxes are removed and the last
+    checkpoint stays for `resume`. Only the main thread may set signal handlers."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("run", "demo", "resume"):
+        _stop_on_sigterm()
     try:
         if args.command == "templates":
             return _templates()
         if args.command == "demo":
             return _demo(args)
+        if args.command == "resume":
+            return asyncio.run(_resume(args))
+        if args.command == "history":
+            return asyncio.run(_history(args))
         return asyncio.run(_run(args.prompt, _context(args), args))
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
+        _how_to_resume(args)
         return 2
     except DevlooperError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
+        _how_to_resume(args)
         return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; the run is checkpointed")
+        _how_to_resume(args)
         return 130
     except Exception as exc:  # a crash of the model client or an SDK: say what, keep the checkpoint
         console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        _how_to_resume(args)
         return 1
+
+
+def _how_to_resume(args: argparse.Namespace) -> None:
+    """After a run stopped on an error: the command that continues it."""
+    if args.command in ("run", "demo", "resume") and getattr(args, "thread_id", None) and getattr(args, "started", False):
+        db = f" --db {args.db}" if args.db else ""
+        console.print(f"continue it with: [bold]devlooper resume {args.thread_id}{db}[/]", soft_wrap=True)
 
 
 if __name__ == "__main__":

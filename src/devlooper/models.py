@@ -8,6 +8,7 @@ generated or fixed concurrently. The same key names the call in LangSmith.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import os
@@ -154,6 +155,20 @@ def recorder_for(path: str | None, model: str) -> Recorder | None:
     return _recorders[path]
 
 
+def continue_recording(path: str, model: str) -> Recorder:
+    """Keep the calls already in the cassette at ``path``: a resumed run adds to them
+    instead of starting the file again (which would lose what was recorded before a crash)."""
+    recorder = recorder_for(path, model)
+    assert recorder is not None
+    try:
+        earlier = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return recorder
+    if isinstance(earlier, dict) and isinstance(earlier.get("calls"), list) and not recorder.data["calls"]:
+        recorder.data["calls"] = earlier["calls"]
+    return recorder
+
+
 # --- construction --------------------------------------------------------------
 def missing_key_message() -> str:
     return (
@@ -206,8 +221,8 @@ async def ask_text(
     reply = await model.ainvoke(messages, config=call_config(key))
     text = reply.text if isinstance(reply.text, str) else reply.text()
     usage = usage_of(reply)
-    if recorder:
-        recorder.add(key, text, usage)
+    if recorder:  # the file is rewritten in a thread: a server's event loop must not block
+        await asyncio.to_thread(recorder.add, key, text, usage)
     return text, usage
 
 
@@ -231,7 +246,8 @@ async def ask_structured(
         parsed = out.get("parsed")
         if parsed is not None:
             if recorder:
-                recorder.add(attempt_key, parsed.model_dump(mode="json"), usage_of(out.get("raw")))
+                reply = parsed.model_dump(mode="json")
+                await asyncio.to_thread(recorder.add, attempt_key, reply, usage_of(out.get("raw")))
             return parsed, total
         error = out.get("parsing_error")
         messages = [

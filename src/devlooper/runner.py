@@ -1,35 +1,91 @@
-"""Running the graph with a checkpointer: what the CLI and embedders call."""
+"""Running the graph with a checkpointer: what the CLI and embedders call.
+
+A run is a LangGraph thread. Its checkpoints go to SQLite (a file, by default in
+the user's data directory) or Postgres (a ``postgresql://`` URL). Checkpoints are
+written synchronously after every step (``durability="sync"``), so a process
+killed with SIGKILL loses at most the step that was running, and ``resume``
+continues from the last step that finished, in a new process.
+
+The run's settings (model, sandbox, template, limits, output directory) are
+written into every checkpoint's metadata under ``devlooper_context``, so a
+resume or a fork from an earlier checkpoint runs with the same settings unless
+the caller overrides them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 from platformdirs import user_data_dir
 
 from .context import Context
+from .errors import ConfigError
 from .graph import builder
+from .models import continue_recording
 from .sandboxes.pool import release_all
+
+CONTEXT_KEY = "devlooper_context"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# Settings that are objects, not data: they cannot be recorded, a resume passes them again.
+UNRECORDED = frozenset({"chat_model"})
+
+Update = Callable[[str, dict[str, Any]], None]
+Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
 
 
 def default_db() -> Path:
     return Path(user_data_dir("devlooper")) / "checkpoints.sqlite"
 
 
+def is_postgres(db: str | Path | None) -> bool:
+    return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
+
+
 @asynccontextmanager
 async def open_saver(db: str | Path | None = None) -> AsyncIterator[BaseCheckpointSaver]:
-    """A SQLite checkpointer at ``db`` (default: the user's data directory)."""
-    path = Path(db) if db else default_db()
+    """A checkpointer: Postgres for a ``postgresql://`` URL, else SQLite at ``db``.
+
+    The default is ``checkpoints.sqlite`` in the user's data directory.
+    """
+    if is_postgres(db):
+        async with _postgres_saver(str(db)) as saver:
+            yield saver
+        return
+    path = Path(db).expanduser() if db else default_db()
+    if path.is_dir():
+        raise ConfigError(f"--db {path} is a directory; give a file path or a postgresql:// URL")
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        yield saver
+
+
+@asynccontextmanager
+async def _postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver]:
+    try:
+        import psycopg
+        from psycopg.rows import dict_row
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        raise ConfigError("a postgresql:// --db needs the postgres extra: pip install 'devlooper[postgres]'") from None
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot connect to the Postgres checkpoint database: {first}") from None
+    async with conn:
+        saver = AsyncPostgresSaver(conn=conn)
+        await saver.setup()  # creates or migrates the tables; idempotent
         yield saver
 
 
@@ -37,10 +93,86 @@ def compile_graph(saver: BaseCheckpointSaver) -> CompiledStateGraph:
     return builder.compile(checkpointer=saver, name="devlooper")
 
 
-Update = Callable[[str, dict[str, Any]], None]
-Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
+# --- the run's settings, kept with its checkpoints ---------------------------------
+def record_context(ctx: Context) -> str:
+    """The context as JSON for checkpoint metadata (which keeps only scalars)."""
+    # Not dataclasses.asdict: it deep-copies every field, and a chat model object cannot be.
+    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name not in UNRECORDED}
+    if data.get("output_dir"):
+        # A resume may run from another directory: keep where the output was meant to go.
+        data["output_dir"] = str(Path(data["output_dir"]).expanduser().resolve())
+    return json.dumps(data, sort_keys=True)
 
 
+def recorded_context(snapshot: StateSnapshot, **overrides: Any) -> Context:
+    """The context a checkpoint was written with, with ``overrides`` (non-None) applied."""
+    raw = (snapshot.metadata or {}).get(CONTEXT_KEY)
+    names = {f.name for f in fields(Context)}
+    data: dict[str, Any] = {}
+    if raw:
+        data = {k: v for k, v in json.loads(raw).items() if k in names}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Context(**data)
+
+
+def _config(
+    thread_id: str, ctx: Context, checkpoint_id: str | None = None, callbacks: list[Any] | None = None
+) -> dict[str, Any]:
+    configurable = {"thread_id": thread_id}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {
+        **({"callbacks": callbacks} if callbacks else {}),
+        "configurable": configurable,
+        "metadata": {CONTEXT_KEY: record_context(ctx)},
+        # Inherited by every node and model call: a filter for the whole run in LangSmith.
+        "tags": ["devlooper", f"sandbox:{ctx.sandbox}"],
+        "run_name": "devlooper",
+    }
+
+
+async def _drive(
+    graph: CompiledStateGraph,
+    payload: Any,
+    config: dict[str, Any],
+    ctx: Context,
+    on_update: Update | None,
+    ask: Ask | None = None,
+) -> dict[str, Any]:
+    """Stream the graph to its end (or to a pause nobody answers); return the final state.
+
+    When the graph pauses with ``interrupt()`` (``Context.interactive``), ``ask``
+    gets the question and its answer resumes the run with ``Command(resume=...)``;
+    without ``ask`` the run stays paused and the state carries ``interrupt``.
+    """
+    question = None
+    try:
+        while True:
+            question = None
+            async for chunk in graph.astream(payload, config, context=ctx, stream_mode="updates", durability="sync"):
+                for node, update in chunk.items():
+                    if node == "__interrupt__":
+                        question = update[0].value
+                    elif on_update and isinstance(update, dict):
+                        on_update(node, update)
+            if question is None or ask is None:
+                break
+            # input() blocks: keep the event loop (and its sandboxes) free meanwhile.
+            payload = Command(resume=await asyncio.to_thread(ask, question))
+            # The answer goes to the thread's newest checkpoint, not to a fork's starting point.
+            newest = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
+            config = {**config, "configurable": newest}
+    finally:
+        await release_all()
+    thread = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+    state = await graph.aget_state(thread)
+    values = {**state.values, "thread_id": thread["configurable"]["thread_id"]}
+    if question is not None:
+        values["interrupt"] = question
+    return values
+
+
+# --- entry points -------------------------------------------------------------------
 async def run(
     prompt: str | None,
     context: Context,
@@ -50,41 +182,123 @@ async def run(
     db: str | Path | None = None,
     on_update: Update | None = None,
     ask: Ask | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or, with ``prompt=None``, continue) a thread to its end; return the final state.
+    """Run a new thread to its end and return the final state (plus ``thread_id``).
 
-    Checkpoints are written synchronously after every step so a hard kill loses
-    at most the step that was running. When the graph pauses with ``interrupt()``
-    (``Context.interactive``), ``ask`` gets the question and its answer resumes
-    the run with ``Command(resume=answer)``; without ``ask`` the run stays paused
-    and the returned state carries ``interrupt`` (the question).
+    With ``prompt=None`` the thread continues from its last checkpoint with
+    ``context`` as given; ``resume`` does that with the recorded context.
     """
     thread_id = thread_id or uuid.uuid4().hex
-    config = {"configurable": {"thread_id": thread_id}}
-    payload: Any = None
+    payload = None
     if prompt is not None:
         payload = {"prompt": prompt, **({"template": template} if template else {})}
-    try:
-        async with open_saver(db) as saver:
-            graph = compile_graph(saver)
-            while True:
-                question = None
-                async for chunk in graph.astream(
-                    payload, config, context=context, stream_mode="updates", durability="sync"
-                ):
-                    for node, update in chunk.items():
-                        if node == "__interrupt__":
-                            question = update[0].value
-                        elif on_update and isinstance(update, dict):
-                            on_update(node, update)
-                if question is None or ask is None:
-                    break
-                # input() blocks: keep the event loop (and its sandboxes) free meanwhile.
-                payload = Command(resume=await asyncio.to_thread(ask, question))
-            state = await graph.aget_state(config)
-            values = {**state.values, "thread_id": thread_id}
-            if question is not None:
-                values["interrupt"] = question
-            return values
-    finally:
-        await release_all()
+    async with open_saver(db) as saver:
+        graph = compile_graph(saver)
+        if payload is not None and (await saver.aget_tuple({"configurable": {"thread_id": thread_id}})):
+            # A new prompt on a used thread would add to the old run's lists and counters.
+            raise ConfigError(
+                f"thread {thread_id} already holds a run: continue it with `devlooper resume {thread_id}` "
+                "or start a new one with another thread id"
+            )
+        config = _config(thread_id, context, callbacks=callbacks)
+        return await _drive(graph, payload, config, context, on_update, ask)
+
+
+async def resume(
+    thread_id: str,
+    *,
+    checkpoint_id: str | None = None,
+    db: str | Path | None = None,
+    on_update: Update | None = None,
+    prepare: Callable[[Context], Context] | None = None,
+    ask: Ask | None = None,
+    callbacks: list[Any] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Continue ``thread_id`` from its last checkpoint, or fork it from ``checkpoint_id``.
+
+    The sandbox is rebuilt from the state (template, layers, files), so this
+    works in a new process after a crash. Settings come from the checkpoint;
+    keyword ``overrides`` (e.g. ``max_iterations=20``, ``chat_model=...``) win.
+    ``prepare`` may check or adjust the context before anything runs.
+
+    Forking runs the graph again from an earlier checkpoint: the new steps are
+    a branch of the same thread and the newest branch is the thread's state.
+    A thread that already finished is returned as it is (with
+    ``already_finished=True``). A run paused on a question (``interactive``)
+    asks it again, through ``ask``.
+    """
+    async with open_saver(db) as saver:
+        graph = compile_graph(saver)
+        snapshot = await checkpoint_of(graph, thread_id, checkpoint_id)
+        ctx = recorded_context(snapshot, **overrides)
+        if prepare is not None:
+            ctx = prepare(ctx)
+        if ctx.record:
+            await asyncio.to_thread(continue_recording, ctx.record, ctx.model)
+        if not snapshot.next:
+            return {**snapshot.values, "thread_id": thread_id, "already_finished": True}
+        # Only a fork names its checkpoint: naming the latest one would add a fork
+        # checkpoint to a plain resume.
+        config = _config(thread_id, ctx, checkpoint_id, callbacks)
+        return await _drive(graph, None, config, ctx, on_update, ask)
+
+
+async def checkpoint_of(graph: CompiledStateGraph, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:
+    """The thread's latest checkpoint, or the one named; a clear error when there is none."""
+    configurable = {"thread_id": thread_id}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    snapshot = await graph.aget_state({"configurable": configurable})
+    if not snapshot.config.get("configurable", {}).get("checkpoint_id"):
+        if checkpoint_id:
+            raise ConfigError(f"thread {thread_id} has no checkpoint {checkpoint_id}; see `devlooper history {thread_id}`")
+        raise ConfigError(f"no run with thread id {thread_id} in this checkpoint database (see --db)")
+    return snapshot
+
+
+async def history(thread_id: str, *, db: str | Path | None = None) -> list[dict[str, Any]]:
+    """The thread's checkpoints, oldest first, one dict each.
+
+    ``node`` is the step that wrote the checkpoint (``input`` for the first),
+    ``next`` the step that runs from it; ``exit_code`` and ``failing`` describe
+    the last test run the state holds at that point.
+    """
+    async with open_saver(db) as saver:
+        graph = compile_graph(saver)
+        snapshots = [s async for s in graph.aget_state_history({"configurable": {"thread_id": thread_id}})]
+    if not snapshots:
+        raise ConfigError(f"no run with thread id {thread_id} in this checkpoint database (see --db)")
+    by_id = {s.config["configurable"]["checkpoint_id"]: s for s in snapshots}
+    rows = []
+    for snap in reversed(snapshots):
+        parent_id = (snap.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        parent = by_id.get(parent_id)
+        values = snap.values or {}
+        runs = values.get("test_runs") or []
+        last = runs[-1] if runs else None
+        rows.append(
+            {
+                "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
+                "parent_id": parent_id,
+                "step": (snap.metadata or {}).get("step"),
+                "source": (snap.metadata or {}).get("source"),
+                "node": _writer(snap, parent),
+                "next": ",".join(snap.next),
+                "iteration": values.get("iteration", 0),
+                "exit_code": last["exit_code"] if last else None,
+                "failing": last["failed"] if last else None,
+                "status": values.get("status"),
+                "created_at": snap.created_at,
+            }
+        )
+    return rows
+
+
+def _writer(snap: StateSnapshot, parent: StateSnapshot | None) -> str:
+    """The step that wrote a checkpoint: the parent's next step, or how the branch began."""
+    source = (snap.metadata or {}).get("source")
+    if source in ("input", "fork", "update"):
+        return source
+    return ",".join(parent.next) if parent is not None and parent.next else source or "?"

@@ -1,0 +1,142 @@
+"""`langgraph dev` serves the graph: schemas for Studio, and a whole run through the SDK.
+
+The real server is started from the repository root (where langgraph.json is),
+on a free port (2024 may be taken), with analytics and the version check off,
+and stopped by its pid. The model is a replayed cassette, the sandbox the local
+one: everything else (server, queue, checkpoints, blocking-call checks) is real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_loop import BAD, FIX, GOOD, replies
+
+httpx = pytest.importorskip("httpx")
+langgraph_sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP = 90.0  # seconds; the first start imports the whole server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def langgraph_cli() -> list[str]:
+    exe = Path(sys.executable).with_name("langgraph")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("langgraph")
+    if not found:
+        pytest.skip("the langgraph CLI is not installed (pip install 'devlooper[server]')")
+    return [found]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "LANGSMITH_TRACING": "false",
+        # The package must import from this checkout, as `pip install -e .` does.
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*langgraph_cli(), "dev", "--no-browser", "--no-reload", "--port", str(port), "--host", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"langgraph dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"langgraph dev did not answer /ok in {STARTUP:.0f}s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        # The server runs uvicorn workers in its own session: stop them all by its group.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if os.environ.get("DEVLOOPER_SHOW_SERVER_LOG"):
+            print(log.read_text())
+
+
+async def assistant(client) -> dict:
+    [found] = await client.assistants.search(graph_id="devlooper")
+    return found
+
+
+async def test_schemas_give_studio_its_forms(server: str):
+    client = langgraph_sdk.get_client(url=server)
+    schemas = await client.assistants.get_schemas((await assistant(client))["assistant_id"])
+    inputs = schemas["input_schema"]
+    assert set(inputs["properties"]) == {"prompt", "template"} and inputs["required"] == ["prompt"]
+    assert {"status", "reason", "files", "report"} <= set(schemas["output_schema"]["properties"])
+    assert {"files", "layers", "test_runs", "edits"} <= set(schemas["state_schema"]["properties"])
+    context = schemas["context_schema"]["properties"]
+    for name in ("model", "sandbox", "template", "max_iterations", "test_timeout", "output_dir"):
+        assert context[name].get("description"), name
+    assert context["max_iterations"]["default"] == 10
+
+
+async def test_a_whole_run_through_the_sdk(server: str, tmp_path: Path):
+    script = replies(BAD, **{"diagnose:1": "add subtracts", "plan:1": FIX, "fix_file:1:adder.py": GOOD})
+    cassette = tmp_path / "cassette.json"
+    cassette.write_text(json.dumps({"version": 1, "calls": [{"key": k, "reply": v} for k, v in script.items()]}))
+    out = tmp_path / "out"
+
+    client = langgraph_sdk.get_client(url=server)
+    thread = await client.threads.create()
+    nodes = []
+    async for part in client.runs.stream(
+        thread["thread_id"],
+        "devlooper",
+        input={"prompt": "an adder", "template": "python"},
+        context={"model": f"replay:{cassette}", "output_dir": str(out), "max_iterations": 4},
+        stream_mode="updates",
+    ):
+        assert part.event != "error", part.data
+        if part.event == "updates":
+            nodes += list(part.data)
+    assert nodes == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+
+    state = await client.threads.get_state(thread["thread_id"])
+    values = state["values"]
+    assert values["status"] == "passed" and values["iteration"] == 2
+    assert [r["exit_code"] for r in values["test_runs"]][-1] == 0
+    assert values["files"]["adder.py"] == GOOD
+    assert (out / "adder.py").read_text() == GOOD
+    report = json.loads((out / ".devlooper" / "report.json").read_text())
+    assert report["thread_id"] == thread["thread_id"]
+
+    history = await client.threads.get_history(thread["thread_id"], limit=50)
+    assert len(history) >= 8  # a checkpoint per step, kept by the server's own persistence

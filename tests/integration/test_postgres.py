@@ -1,0 +1,76 @@
+"""Checkpoints in Postgres (`--db postgresql://...`), against a real server the suite starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devlooper import Context, ReplayChatModel
+from devlooper.errors import ConfigError
+from devlooper.runner import history, resume, run
+from tests.integration.postgres import Unavailable, postgres_server
+from tests.integration.test_loop import BAD, FIX, GOOD, replies
+
+pytest.importorskip("langgraph.checkpoint.postgres", reason="the postgres extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    try:
+        with postgres_server() as url:
+            yield url
+    except Unavailable as why:
+        pytest.skip(f"no Postgres server: {why}")
+
+
+SCRIPT = replies(BAD, **{"diagnose:1": "add subtracts", "plan:1": FIX, "fix_file:1:adder.py": GOOD})
+
+
+async def test_a_run_checkpoints_to_postgres_and_continues_in_a_new_saver(postgres: str, tmp_path: Path):
+    model = ReplayChatModel.from_replies(SCRIPT)
+    final = await run("an adder", Context(chat_model=model, max_iterations=1), thread_id="pg-1", db=postgres)
+    assert final["status"] == "gave_up" and final["iteration"] == 1
+
+    rows = await history("pg-1", db=postgres)
+    assert [r["node"] for r in rows] == ["input", "__start__", "generate", "test", "finish"]
+    generated = rows[2]
+    # Time travel with a larger budget from the checkpoint before the first test run:
+    # the recorded settings are used, the override wins, and the fork goes green.
+    forked = await resume(
+        "pg-1", checkpoint_id=generated["checkpoint_id"], db=postgres,
+        chat_model=ReplayChatModel.from_replies(SCRIPT), max_iterations=3, output_dir=str(tmp_path / "out"),
+    )
+    assert forked["status"] == "passed" and forked["iteration"] == 2
+    assert (tmp_path / "out" / "adder.py").read_text() == GOOD
+    rows = await history("pg-1", db=postgres)
+    assert rows[-1]["status"] == "passed" and [r["source"] for r in rows].count("fork") == 1
+
+
+def test_the_cli_runs_and_lists_history_with_a_postgres_url(postgres: str, tmp_path: Path):
+    cassette = tmp_path / "cassette.json"
+    cassette.write_text(json.dumps({"calls": [{"key": k, "reply": v} for k, v in SCRIPT.items()]}))
+    base = [sys.executable, "-m", "devlooper"]
+    done = subprocess.run(
+        [*base, "run", "an adder", "--model", f"replay:{cassette}", "--db", postgres, "--thread-id", "pg-cli",
+         "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, env=os.environ.copy(),
+    )
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run([*base, "history", "pg-cli", "--db", postgres, "--json"],
+                            capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert rows[-1]["node"] == "finish" and rows[-1]["status"] == "passed" and rows[-1]["iteration"] == 2
+
+
+async def test_an_unreachable_postgres_is_a_config_error():
+    from tests.integration.postgres import _free_port
+
+    with pytest.raises(ConfigError, match="cannot connect to the Postgres checkpoint database"):
+        await history("x", db=f"postgresql://nobody@127.0.0.1:{_free_port()}/none?connect_timeout=3")

@@ -102,6 +102,23 @@ def comparable(report: dict) -> dict:
     }
 
 
+def remove_orphaned_sandbox(db: Path, thread: str) -> None:
+    """A process killed with SIGKILL cannot remove its sandbox's temp dir: do it for it."""
+    import asyncio
+    import glob
+    import shutil
+    import tempfile
+
+    from devlooper.runner import compile_graph, open_saver
+
+    async def run_id() -> str:
+        async with open_saver(db) as saver:
+            return (await compile_graph(saver).aget_state({"configurable": {"thread_id": thread}})).values["run_id"]
+
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"devlooper-{asyncio.run(run_id())[:8]}-*")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def history(thread: str, db: Path) -> list[dict]:
     done = cli("history", thread, "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr
@@ -135,6 +152,7 @@ def test_a_run_killed_mid_iteration_resumes_to_the_same_output(tmp_path: Path, c
             proc.kill()
             proc.wait()
     assert not (out / ".devlooper" / "report.json").exists()
+    remove_orphaned_sandbox(db, "crash")
     before = history("crash", db)
     assert before[-1]["node"] == "apply" and before[-1]["next"] == "test"  # killed inside `test`
     assert before[-1]["iteration"] == 1 and before[-1]["exit_code"] == 1

@@ -98,6 +98,10 @@ def record_context(ctx: Context) -> str:
     """The context as JSON for checkpoint metadata (which keeps only scalars)."""
     # Not dataclasses.asdict: it deep-copies every field, and a chat model object cannot be.
     data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name not in UNRECORDED}
+    if ctx.chat_model is not None:
+        # The run did not use `model`: a resume must be given the model again, not the default.
+        data["model"] = None
+        data["chat_model_class"] = type(ctx.chat_model).__name__
     if data.get("output_dir"):
         # A resume may run from another directory: keep where the output was meant to go.
         data["output_dir"] = str(Path(data["output_dir"]).expanduser().resolve())
@@ -108,10 +112,14 @@ def recorded_context(snapshot: StateSnapshot, **overrides: Any) -> Context:
     """The context a checkpoint was written with, with ``overrides`` (non-None) applied."""
     raw = (snapshot.metadata or {}).get(CONTEXT_KEY)
     names = {f.name for f in fields(Context)}
-    data: dict[str, Any] = {}
-    if raw:
-        data = {k: v for k, v in json.loads(raw).items() if k in names}
+    recorded: dict[str, Any] = json.loads(raw) if raw else {}
+    data = {k: v for k, v in recorded.items() if k in names and v is not None}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if "chat_model_class" in recorded and "chat_model" not in data and "model" not in data:
+        raise ConfigError(
+            f"this run used a chat model object ({recorded['chat_model_class']}): pass it again "
+            "(chat_model=...) or name a model (model=... / --model) to continue it"
+        )
     return Context(**data)
 
 

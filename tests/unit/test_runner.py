@@ -33,11 +33,17 @@ def test_recorded_settings_come_back_and_overrides_win(tmp_path, monkeypatch):
     assert changed.max_iterations == 20 and changed.model == "replay:c.json"  # None leaves a setting alone
 
 
-def test_a_chat_model_object_is_not_recorded_but_can_be_given_again():
+def test_a_chat_model_object_is_not_recorded_and_must_be_given_again():
     model = ReplayChatModel.from_replies({})
     ctx = Context(chat_model=model, max_iterations=3)
-    assert "chat_model" not in json.loads(record_context(ctx))
-    assert recorded_context(snapshot(ctx), chat_model=model).chat_model is model
+    data = json.loads(record_context(ctx))
+    assert "chat_model" not in data and data["model"] is None and data["chat_model_class"] == "ReplayChatModel"
+    back = recorded_context(snapshot(ctx), chat_model=model)
+    assert back.chat_model is model and back.max_iterations == 3
+    assert recorded_context(snapshot(ctx), model="replay:c.json").model == "replay:c.json"
+    # Not the default model in its place: that would continue the run with another model.
+    with pytest.raises(ConfigError, match="used a chat model object \\(ReplayChatModel\\)"):
+        recorded_context(snapshot(ctx))
 
 
 def test_a_checkpoint_without_settings_gets_the_defaults():

@@ -1,9 +1,18 @@
-"""The manifest that lets a finished project reproduce its environment."""
+"""The manifest that lets a finished project reproduce its environment.
+
+Installs change the environment, not the project's files; after each install
+(and at the end) the project's manifest is brought in line with what the
+environment holds, as an edit like any other, so the state, the prompts and
+the output all show it. Each runtime has its own manifest: pinned
+requirements for python, package.json with its lock for node, Cargo.toml
+dependencies for rust. A generic template's manifest is the model's to write.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Awaitable, Callable
 
 from .sandboxes.base import Sandbox
 from .state import Layer
@@ -33,7 +42,7 @@ def requested_packages(template: EnvTemplate, layers: list[Layer]) -> list[str]:
     return out
 
 
-async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> str:
+async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> dict[str, str]:
     """requirements.txt: the project's own lines, then each installed package pinned."""
     # importlib.metadata answers in tens of milliseconds where `pip freeze` takes half a second.
     freeze = await box.exec(FREEZE, timeout=120)
@@ -41,7 +50,7 @@ async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[s
     for line in freeze.stdout.splitlines():
         if "==" in line:
             pinned[_name(line.split("==")[0])] = line.strip()
-    existing = [ln.strip() for ln in files.get("requirements.txt", "").splitlines() if ln.strip()]
+    existing = [ln.strip() for ln in files.get(template.manifest, "").splitlines() if ln.strip()]
     have = {_name(ln) for ln in existing if not ln.startswith("#")}
     lines = list(existing)
     for spec in requested_packages(template, box.layers):
@@ -49,11 +58,17 @@ async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[s
         if name not in have:
             have.add(name)
             lines.append(pinned.get(name, spec))
-    return "\n".join(lines) + "\n"
+    return {template.manifest: "\n".join(lines) + "\n"}
+
+
+Builder = Callable[[Sandbox, EnvTemplate, dict[str, str]], Awaitable[dict[str, str]]]
+BUILDERS: dict[str, Builder] = {"python": python_requirements}
 
 
 async def build_manifest(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> dict[str, str]:
-    """Files to add to the output so it installs and tests outside devlooper."""
-    if template.runtime == "python":
-        return {template.manifest: await python_requirements(box, template, files)}
-    return {}
+    """Manifest files (path -> content) that match the sandbox's environment; only those that differ."""
+    builder = BUILDERS.get(template.runtime)
+    if builder is None:
+        return {}
+    wanted = await builder(box, template, files)
+    return {path: content for path, content in wanted.items() if files.get(path) != content}

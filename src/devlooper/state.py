@@ -152,6 +152,7 @@ class OutputState(TypedDict):
 
 class State(InputState):
     run_id: str  # keys the live sandbox of this run
+    env_template: dict  # the resolved template (EnvTemplate as a dict): a run never depends on its file again
     status: Status
     reason: str
     iteration: int  # number of test runs so far

@@ -18,7 +18,7 @@ from ..memory import make_edit
 from ..models import ask_text
 from ..schemas import Action
 from ..state import ActionResult, Layer, State
-from .common import context_of, install_layer, model_of, run_env_step, sandbox_of, template_of, timed
+from .common import context_of, install_layer, model_of, run_env_step, sandbox_of, sync_manifest, template_of, timed
 
 
 @timed("apply")
@@ -74,6 +74,11 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             added, result = await run_env_step(box, layer, ctx)
             layers += [added] if added else []
             results.append(result)
+        if any(layer["kind"] == "install" for layer in layers):
+            synced, synced_edits = await sync_manifest(box, template_of(state, ctx), files, iteration)
+            files.update(synced)
+            changes.update(synced)
+            edits += synced_edits
 
     return {"files": changes, "edits": edits, "layers": layers, "action_results": results, "usage": usage}
 

@@ -13,10 +13,12 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
 from ..context import Context
+from ..manifest import build_manifest
+from ..memory import make_edit
 from ..models import Recorder, load_chat_model, recorder_for
 from ..sandboxes.base import ExecResult, Sandbox
 from ..sandboxes.pool import sandbox_for
-from ..state import ActionResult, Layer, State
+from ..state import ActionResult, FileEdit, Layer, State
 from ..templates import EnvTemplate, get_template
 
 
@@ -32,6 +34,9 @@ def context_of(runtime: Runtime[Context] | None) -> Context:
 
 
 def template_of(state: State, ctx: Context) -> EnvTemplate:
+    """The run's template: as resolved when it started, else by name or path."""
+    if state.get("env_template"):
+        return EnvTemplate.model_validate(state["env_template"])
     return get_template(state.get("template") or ctx.template)
 
 
@@ -69,6 +74,15 @@ async def run_env_step(box: Sandbox, layer: Layer, ctx: Context) -> tuple[Layer 
         duration=round(result.duration, 3),
     )
     return (layer if result.ok else None), action
+
+
+async def sync_manifest(
+    box: Sandbox, template: EnvTemplate, files: dict[str, str], iteration: int
+) -> tuple[dict[str, str], list[FileEdit]]:
+    """After an install: the manifest files that now differ, and their edits."""
+    changes = await build_manifest(box, template, files)
+    reason = "the manifest follows the environment after an install"
+    return changes, [make_edit(iteration, path, files.get(path), text, reason) for path, text in changes.items()]
 
 
 def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:

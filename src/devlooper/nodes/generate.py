@@ -12,7 +12,7 @@ from ..context import Context
 from ..models import ask_structured, ask_text
 from ..schemas import FileSpec, ProjectPlan
 from ..state import State
-from .common import context_of, install_layer, model_of, run_env_step, sandbox_of, template_of, timed
+from .common import context_of, install_layer, model_of, run_env_step, sandbox_of, sync_manifest, template_of, timed
 
 
 @timed("generate")
@@ -41,6 +41,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
     update: dict = {
         "run_id": run_id,
         "template": template.name,
+        "env_template": template.model_dump(mode="json"),
         "status": "running",
         "iteration": 0,
         "project": plan.model_dump(mode="json"),
@@ -50,8 +51,11 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
         "action_results": [],
     }
     if plan.packages:
-        box = await sandbox_of({**state, "run_id": run_id, "template": template.name}, ctx, files)
+        box = await sandbox_of({**state, "run_id": run_id, "env_template": update["env_template"]}, ctx, files)
         layer, result = await run_env_step(box, install_layer(plan.packages, 0), ctx)
         update["layers"] = [layer] if layer else []
         update["action_results"] = [result]
+        if layer:
+            synced, _ = await sync_manifest(box, template, files, 0)
+            update["files"] = {**files, **synced}
     return update

@@ -10,6 +10,7 @@ from ..fingerprint import fingerprint
 from ..loops import best_of, improves
 from ..results import parse_results
 from ..state import State, TestRun
+from ..sandboxes.base import Sandbox
 from .common import context_of, sandbox_of, template_of, timed
 
 # Output kept in the state per run; the prompt clips further (Context.output_limit).
@@ -21,9 +22,11 @@ async def test(state: State, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     template = template_of(state, ctx)
     box = await sandbox_of(state, ctx)
+    if template.results_file:  # a report left by an earlier run must not be read as this one's
+        await box.delete_file(template.results_file)
     result = await box.exec(template.test_command, timeout=ctx.test_timeout)
     output, dropped = clip(result.output, STORED_OUTPUT)
-    parsed = parse_results(template, result.output)
+    parsed = parse_results(template, result.output, await _report(box, template.results_file))
     iteration = state.get("iteration", 0) + 1
     run = TestRun(
         iteration=iteration,
@@ -40,3 +43,13 @@ async def test(state: State, runtime: Runtime[Context]) -> dict:
     if improves(run, state.get("best")):
         update["best"] = best_of(run, state.get("files", {}), state.get("layers", []))
     return update
+
+
+async def _report(box: Sandbox, path: str | None) -> str | None:
+    """The results file the test command wrote; None when it wrote none (it crashed first)."""
+    if not path:
+        return None
+    try:
+        return await box.read_file(path)
+    except FileNotFoundError:
+        return None

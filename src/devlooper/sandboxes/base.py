@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import DevlooperError
+from ..paths import normalize
+from ..state import Layer
 
 if TYPE_CHECKING:
-    from ..state import Layer
     from ..templates.base import EnvTemplate
 
 Kill = Literal["timeout", "memory", "cpu", "processes", "file_size", "signal"]
@@ -126,6 +127,14 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     async def delete_file(self, path: str) -> None: ...
+
+    async def read_env_file(self, path: str) -> str:
+        """A file of the environment directory ($DEVLOOPER_ENV), such as the
+        package.json and lock that installs wrote; ``FileNotFoundError`` if missing."""
+        result = await self.exec(["sh", "-c", 'cat "$DEVLOOPER_ENV/$1"', "sh", normalize(path)], timeout=60)
+        if not result.ok:
+            raise FileNotFoundError(path)
+        return result.stdout
 
     async def sync_files(self, files: dict[str, str]) -> None:
         """Make the workspace's project files equal ``files`` (writes only what changed)."""

@@ -28,7 +28,7 @@ from typing import Literal
 
 from platformdirs import user_cache_dir
 
-from ..paths import resolve_inside
+from ..paths import normalize, resolve_inside
 from ..state import Layer
 from . import bwrap, runtimes
 from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
@@ -116,6 +116,7 @@ class LocalSandbox(Sandbox):
             raise SandboxStartupError(f"replaying the environment's layers failed:\n{result.output[-2000:]}")
         self.env_dir = env_dir
         self.layers = list(self.spec.layers)
+        await asyncio.to_thread(self._link_env)
 
     def _prepare(self) -> None:
         """Choose the isolation, make the workspace and private /tmp, open the cache."""
@@ -284,7 +285,29 @@ class LocalSandbox(Sandbox):
         if env_dir is not None:
             self.env_dir = env_dir
             self.layers = layers
+            await asyncio.to_thread(self._link_env)
         return result
+
+    async def read_env_file(self, path: str) -> str:
+        assert self.env_dir is not None
+        return await asyncio.to_thread(resolve_inside(self.env_dir, path).read_text, encoding="utf-8")
+
+    def _link_env(self) -> None:
+        """Point the template's ``env_links`` (node_modules) at the current environment.
+
+        Inside bubblewrap the environment is always at ``/env``; a plain
+        subprocess sees the cache entry itself, which changes with each layer."""
+        for name in self.template.env_links:
+            link = self.workspace / normalize(name)
+            target = Path(ENV_MOUNT if self.isolated else self.env_dir) / name
+            if link.is_symlink() and os.readlink(link) == str(target):
+                continue
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.exists():
+                shutil.rmtree(link)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target)
 
     # --- environment cache ---------------------------------------------------
     def _key(self, layers: Sequence[Layer]) -> str:

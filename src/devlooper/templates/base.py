@@ -1,8 +1,13 @@
 """Environment templates: backend-neutral data.
 
 A template says what a project's environment is and how to test it; each
-sandbox backend turns it into its own environment (a local venv, a Modal
-``Image``, an E2B sandbox template).
+sandbox backend turns it into its own environment (a cached directory on this
+machine, a Modal ``Image``, an E2B sandbox template). Built-in templates and
+user templates are the same TOML schema (see docs/templates.md).
+
+Commands may use ``$DEVLOOPER_ENV``: the environment directory, which holds
+what installs add (a venv, ``node_modules``, a cargo home) and is cached by the
+ordered layers; the workspace holds only the project's files.
 """
 
 from __future__ import annotations
@@ -11,18 +16,22 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..paths import normalize
 
 
 class EnvTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Short name used on the command line.")
+    name: str = Field(description="Short name used on the command line.", pattern=r"^[A-Za-z0-9][\w.-]*$")
     description: str = Field(description="One line shown by `devlooper templates`.")
     runtime: Literal["python", "node", "rust", "generic"] = Field(
-        description="Which toolchain the local backend isolates (python gets a venv)."
+        default="generic",
+        description="Which toolchain the local backend prepares: python gets a venv, node and rust "
+        "get an environment directory their tools are pointed at, generic gets an empty one.",
     )
-    image: str = Field(description="Base container image for remote backends (e2b, modal).")
+    image: str = Field(default="debian:bookworm-slim", description="Base container image for remote backends.")
     workdir: str = Field(default="/workspace", description="Project directory in remote backends.")
     setup_files: dict[str, str] = Field(
         default_factory=dict, description="Files every project starts with (configs the test command needs)."
@@ -32,12 +41,34 @@ class EnvTemplate(BaseModel):
     )
     base_packages: list[str] = Field(default_factory=list, description="Packages the test harness needs.")
     install_command: str = Field(description="Installs packages; {packages} is replaced by their names.")
-    test_command: str = Field(description="Runs the project's tests; exit status 0 means green.")
-    manifest: str = Field(description="File that lists the project's packages (requirements.txt, package.json).")
-    results: Literal["junit", "jest", "cargo", "none"] = Field(
-        default="none", description="How structured test results are read."
+    env_links: list[str] = Field(
+        default_factory=list,
+        description="Entries of $DEVLOOPER_ENV linked into the workspace under the same name (node_modules).",
     )
+    test_command: str = Field(description="Runs every test (no fail-fast); exit status 0 means green.")
+    results: Literal["junit", "jest", "cargo", "none"] = Field(
+        default="none", description="Format of the structured test results: JUnit XML, Jest JSON, cargo's summary."
+    )
+    results_file: str | None = Field(
+        default=None, description="Workspace path the test command writes its results to (junit, jest)."
+    )
+    manifest: str = Field(description="File that lists the project's packages (requirements.txt, package.json).")
     guidance: str = Field(default="", description="Conventions the model must follow for this template.")
+    example_files: dict[str, str] = Field(
+        default_factory=dict, description="A minimal project whose tests pass: proves the template works."
+    )
+
+    @field_validator("setup_files", "example_files")
+    @classmethod
+    def _relative_paths(cls, files: dict[str, str]) -> dict[str, str]:
+        return {normalize(path): content for path, content in files.items()}
+
+    @field_validator("install_command")
+    @classmethod
+    def _has_packages(cls, command: str) -> str:
+        if "{packages}" not in command:
+            raise ValueError("must contain {packages}")
+        return command
 
     def environment_fingerprint(self) -> str:
         """What determines the environment (not the tests): keys the environment cache."""

@@ -22,12 +22,13 @@ from rich.markup import escape
 from . import __version__
 from .context import Context
 from .errors import ConfigError, DevlooperError
-from .models import REPLAY_PREFIX, load_chat_model
+from .models import REPLAY_PREFIX, load_chat_model, recorder_for
 from .output import check_output_dir
 from .progress import Progress
 from .runner import history, resume, run
 from .sandboxes import sandbox_class
-from .templates import BUILTIN, get_template
+from .synthesis import Attempt, save_template, synthesize
+from .templates import BUILTIN, get_template, is_template_path
 
 console = Console(stderr=True, highlight=False)
 
@@ -66,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     _common(d)
 
     sub.add_parser("templates", help="list the environment templates")
+
+    t = sub.add_parser("template", help="work with environment templates")
+    tsub = t.add_subparsers(dest="template_command", required=True)
+    tn = tsub.add_parser(
+        "new",
+        help="synthesize a template from a description, checked in the sandbox",
+        description="Ask the model for a template, build its environment and run its test command on a "
+        "passing and a failing example project, repair it when that fails, and save it as a user template.",
+    )
+    tn.add_argument("description", help='what the template is, e.g. "Go 1.22 with go test"')
+    tn.add_argument("--output", required=True, metavar="PATH", help="where to save the template (.toml)")
+    tn.add_argument("--force", action="store_true", help="replace an existing file")
+    tn.add_argument("--attempts", type=int, default=3, help="drafts before giving up (default 3)")
+    _settings(tn, template=False)
     return p
 
 
@@ -114,13 +129,20 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
         "base_url": getattr(args, "base_url", None),
         "record": getattr(args, "record", None),
         "sandbox": getattr(args, "sandbox", None),
-        "template": getattr(args, "template", None),
+        "template": _template_ref(getattr(args, "template", None)),
         "max_iterations": args.max_iterations,
         "output_dir": args.output,
         "loop_window": args.loop_window,
         "interactive": True if args.interactive else None,
         "keep_best": True if args.keep_best else None,
     }
+
+
+def _template_ref(ref: str | None) -> str | None:
+    """A template path made absolute: the run records it, and may resume from elsewhere."""
+    if ref and is_template_path(ref):
+        return str(Path(ref).expanduser().resolve())
+    return ref
 
 
 def _context(args: argparse.Namespace, **overrides: object) -> Context:
@@ -241,6 +263,35 @@ def _demo(args: argparse.Namespace) -> int:
 def _templates() -> int:
     for t in BUILTIN.values():
         print(f"{t.name:<10} {t.description}")
+    print("\nor --template PATH: a user template file or folder (see docs/templates.md)")
+    return 0
+
+
+async def _template_new(args: argparse.Namespace) -> int:
+    given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox}
+    ctx = Context(**{k: v for k, v in given.items() if v is not None})
+    if args.attempts < 1:
+        raise ConfigError("--attempts must be at least 1")
+    if Path(args.output).exists() and not args.force:
+        raise ConfigError(f"{args.output} exists; use --force to replace it")
+    sandbox_class(ctx.sandbox).check_config()
+    model = load_chat_model(ctx.model, ctx.base_url)
+    console.print(f"[bold]devlooper[/] · new template · sandbox [cyan]{ctx.sandbox}[/] · model [cyan]{ctx.model}[/]")
+
+    def report(attempt: Attempt) -> None:
+        verdict = "[green]works[/]" if attempt.problem is None else f"[red]failed[/]: {escape(attempt.problem[:400])}"
+        console.print(f"draft {attempt.number} [cyan]{escape(attempt.draft.name)}[/]: {verdict}")
+
+    done = await synthesize(
+        args.description, model, backend=ctx.sandbox, attempts=args.attempts,
+        recorder=recorder_for(ctx.record, ctx.model), on_attempt=report,
+    )
+    if not done.ok:
+        console.print(f"no working template after {args.attempts} draft(s); the last problem is above")
+        return 1
+    path = save_template(done.template, args.output, force=args.force)
+    console.print(f"saved [bold]{path}[/]; use it with [bold]devlooper run --template {path} PROMPT[/]")
+    print(path)
     return 0
 
 
@@ -263,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "templates":
             return _templates()
+        if args.command == "template":
+            return asyncio.run(_template_new(args))
         if args.command == "demo":
             return _demo(args)
         if args.command == "resume":

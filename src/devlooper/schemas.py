@@ -100,3 +100,42 @@ class DebugPlan(BaseModel):
 
     summary: str = Field(description="One sentence: what the plan fixes.")
     actions: list[Action] = Field(description="Actions in the order they should run.", min_length=1)
+
+
+class FileContent(BaseModel):
+    path: str = Field(description="Path relative to the project root.")
+    content: str = Field(description="The whole file.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return normalize(v)
+
+
+class TemplateDraft(BaseModel):
+    """An environment template as the model writes it (files as lists: flat schemas
+    work with every structured-output server), with the projects that prove it."""
+
+    name: str = Field(description="Short lowercase name, e.g. go.")
+    description: str = Field(description="One line.")
+    runtime: Literal["python", "node", "rust", "generic"]
+    image: str = Field(description="Container image with the toolchain, for remote sandboxes.")
+    setup_commands: list[str] = Field(default_factory=list)
+    base_packages: list[str] = Field(default_factory=list)
+    install_command: str = Field(description="Installs packages into $DEVLOOPER_ENV; contains {packages}.")
+    env_links: list[str] = Field(default_factory=list)
+    test_command: str
+    results: Literal["junit", "jest", "cargo", "none"] = "none"
+    results_file: str | None = None
+    manifest: str
+    guidance: str
+    setup_files: list[FileContent] = Field(default_factory=list)
+    example_files: list[FileContent] = Field(description="A minimal project whose tests pass.", min_length=1)
+    failing_files: list[FileContent] = Field(description="The same project with one failing test.", min_length=1)
+
+    def template_data(self) -> dict:
+        """The fields of an ``EnvTemplate`` (validated by the caller)."""
+        data = self.model_dump(exclude={"setup_files", "example_files", "failing_files"}, exclude_none=True)
+        data["setup_files"] = {f.path: f.content for f in self.setup_files}
+        data["example_files"] = {f.path: f.content for f in self.example_files}
+        return data

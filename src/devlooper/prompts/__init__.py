@@ -154,3 +154,22 @@ def strip_fences(text: str) -> str:
     match = re.fullmatch(r"```[\w.+-]*\n(.*?)\n?```", stripped, flags=re.S)
     body = match.group(1) if match else text
     return body if body.endswith("\n") else body + "\n"
+
+
+TEMPLATE_SYSTEM = (
+    "You are devlooper's environment engineer: you write environment templates in which "
+    "generated projects are built and tested, and you know the toolchains' exact commands."
+)
+
+
+def template_draft(description: str) -> list[BaseMessage]:
+    return [SystemMessage(TEMPLATE_SYSTEM), HumanMessage(_text("template_draft").format(description=description))]
+
+
+def template_repair(description: str, draft: str, problem: str, attempt: int, attempts: int) -> list[BaseMessage]:
+    """The first prompt again, then the failed draft and what went wrong (bounded)."""
+    problem, _ = clip(problem, 6_000)
+    repair = _text("template_repair").format(
+        description=description, draft=draft, problem=problem, attempt=attempt, attempts=attempts
+    )
+    return [*template_draft(description), HumanMessage(repair)]

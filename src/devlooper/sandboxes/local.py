@@ -306,8 +306,10 @@ class LocalSandbox(Sandbox):
                 link.unlink()
             elif link.exists():
                 shutil.rmtree(link)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(target)
+            # A dangling link breaks tools that walk the project (node --test): link what exists.
+            if (self.env_dir / name).exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target)
 
     # --- environment cache ---------------------------------------------------
     def _key(self, layers: Sequence[Layer]) -> str:

@@ -4,7 +4,7 @@ Public API::
 
     from devlooper import graph, builder, Context, run, resume, history
 
-See docs/api.md.
+See "Python API" in the README.
 """
 
 __version__ = "0.1.0"

@@ -99,7 +99,9 @@ def parse_jest(report: str) -> Results:
 
 # --- cargo test ------------------------------------------------------------------
 _CARGO_LINE = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)", re.M)
-_CARGO_SECTION = re.compile(r"^---- (\S+) stdout ----\n(.*?)(?=^---- \S+ stdout ----|^failures:\n\s+\S|\Z)", re.M | re.S)
+_CARGO_SECTION = re.compile(
+    r"^---- (\S+) stdout ----\n(.*?)(?=^---- \S+ stdout ----|^failures:\n\s+\S|\Z)", re.M | re.S
+)
 _CARGO_ERROR = re.compile(r"^error(\[E\d+\])?: .*(?:\n(?!\n).*)*", re.M)
 
 
@@ -117,7 +119,8 @@ def parse_cargo(output: str) -> Results:
             out.failures.append(_failure(name, messages.get(name, "failed")))
     if not statuses and "could not compile" in output:
         errors = [m.group(0) for m in _CARGO_ERROR.finditer(output) if "could not compile" not in m.group(0)]
-        out = Results(failed=1, failures=[_failure("(build)", "\n\n".join(errors[:5]) or "could not compile")], parsed=True)
+        build = _failure("(build)", "\n\n".join(errors[:5]) or "could not compile")
+        out = Results(failed=1, failures=[build], parsed=True)
     return out
 
 

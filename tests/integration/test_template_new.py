@@ -98,7 +98,10 @@ def test_cli_saves_a_template_the_loop_then_uses(tmp_path, output_dir, capsys):
             "generate_file:add.js": "exports.add = (a, b) => a - b;\n",
             "generate_file:test/add.test.js": broken,
             "diagnose:1": "add subtracts",
-            "plan:1": {"summary": "add", "actions": [{"kind": "fix_file", "path": "add.js", "instructions": "add"}]},
+            "plan:1": {"summary": "add", "actions": [
+                {"kind": "fix_file", "path": "add.js", "instructions": "add"},
+                {"kind": "fix_file", "path": "node_modules/left-pad/index.js", "instructions": "patch a package"},
+            ]},
             "fix_file:1:add.js": ADD,
         },
         template=str(saved),
@@ -109,5 +112,7 @@ def test_cli_saves_a_template_the_loop_then_uses(tmp_path, output_dir, capsys):
     assert (first["passed"], first["failed"]) == (0, 2)  # read from node's JUnit report
     assert {f["name"] for f in first["failures"]} == {"test::adds", "test::adds negatives"}
     assert "strictly equal" in first["failures"][0]["message"]
+    refused = [r for r in state["action_results"] if r["target"].startswith("node_modules/")]
+    assert len(refused) == 1 and not refused[0]["ok"] and "belongs to the environment" in refused[0]["output"]
     assert state["env_template"]["name"] == "node-test"  # the run no longer needs the file
     assert Path(output_dir, "add.js").read_text() == ADD

@@ -18,7 +18,17 @@ from ..memory import make_edit
 from ..models import ask_text
 from ..schemas import Action
 from ..state import ActionResult, Layer, State
-from .common import context_of, install_layer, model_of, run_env_step, sandbox_of, sync_manifest, template_of, timed
+from .common import (
+    context_of,
+    install_layer,
+    model_of,
+    owned_by_environment,
+    run_env_step,
+    sandbox_of,
+    sync_manifest,
+    template_of,
+    timed,
+)
 
 
 @timed("apply")
@@ -31,10 +41,17 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
     changes: dict[str, str | None] = {}
     edits, results, usage = [], [], {}
 
+    template = template_of(state, ctx)
+    refused = [a for a in actions if a.path and owned_by_environment(template, a.path)]
+    for action in refused:  # writing there would change the cached environment, not the project
+        note = f"{action.path} belongs to the environment, not the project: install packages instead"
+        kind = "fix" if action.kind == "fix_file" else "delete"
+        results.append(_file_result(iteration, kind, action.path, note, 0.0, ok=False))
+    actions = [a for a in actions if a not in refused]
+
     fixes = [a for a in actions if a.kind == "fix_file"]
     if fixes:
         model, recorder = model_of(ctx)
-        template = template_of(state, ctx)
         limit = asyncio.Semaphore(max(1, ctx.max_concurrency))
 
         async def fix(action: Action) -> tuple[Action, str, dict, float]:
@@ -75,7 +92,7 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             layers += [added] if added else []
             results.append(result)
         if any(layer["kind"] == "install" for layer in layers):
-            synced, synced_edits = await sync_manifest(box, template_of(state, ctx), files, iteration)
+            synced, synced_edits = await sync_manifest(box, template, files, iteration)
             files.update(synced)
             changes.update(synced)
             edits += synced_edits

@@ -40,6 +40,12 @@ def template_of(state: State, ctx: Context) -> EnvTemplate:
     return get_template(state.get("template") or ctx.template)
 
 
+def owned_by_environment(template: EnvTemplate, path: str) -> bool:
+    """A path the project may not write: under a link into the environment, or the results file."""
+    linked = any(path == name or path.startswith(name.rstrip("/") + "/") for name in template.env_links)
+    return linked or path == template.results_file
+
+
 def model_of(ctx: Context) -> tuple[BaseChatModel, Recorder | None]:
     model = ctx.chat_model or load_chat_model(ctx.model, ctx.base_url)
     return model, recorder_for(ctx.record, ctx.model)

@@ -12,7 +12,17 @@ from ..context import Context
 from ..models import ask_structured, ask_text
 from ..schemas import FileSpec, ProjectPlan
 from ..state import State
-from .common import context_of, install_layer, model_of, run_env_step, sandbox_of, sync_manifest, template_of, timed
+from .common import (
+    context_of,
+    install_layer,
+    model_of,
+    owned_by_environment,
+    run_env_step,
+    sandbox_of,
+    sync_manifest,
+    template_of,
+    timed,
+)
 
 
 @timed("generate")
@@ -31,7 +41,9 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
             text, used = await ask_text(model, messages, key=f"generate_file:{spec.path}", recorder=recorder)
             return spec.path, prompts.strip_fences(text), used
 
-    written = await asyncio.gather(*(write(spec) for spec in plan.files))
+    # A planned file under node_modules (a link into the environment) is not the project's to write.
+    specs = [spec for spec in plan.files if not owned_by_environment(template, spec.path)]
+    written = await asyncio.gather(*(write(spec) for spec in specs))
     files = {**template.setup_files, **{path: content for path, content, _ in written}}
     for _, _, used in written:
         for name, value in used.items():

@@ -9,8 +9,8 @@ from ..context import Context
 from ..fingerprint import fingerprint
 from ..loops import best_of, improves
 from ..results import parse_results
-from ..state import State, TestRun
 from ..sandboxes.base import Sandbox
+from ..state import State, TestRun
 from .common import context_of, sandbox_of, template_of, timed
 
 # Output kept in the state per run; the prompt clips further (Context.output_limit).

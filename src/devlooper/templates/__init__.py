@@ -15,7 +15,9 @@ TEMPLATE_FILE = "template.toml"  # the file a template folder holds
 FILES_DIR = "files"  # in a template folder: setup files, by their project path
 
 
-def parse_template(text: str, *, source: str, name: str | None = None, files: dict[str, str] | None = None) -> EnvTemplate:
+def parse_template(
+    text: str, *, source: str, name: str | None = None, files: dict[str, str] | None = None
+) -> EnvTemplate:
     """A template from TOML text; every problem becomes one ``ConfigError`` that names ``source``."""
     try:
         data = tomllib.loads(text)

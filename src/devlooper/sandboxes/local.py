@@ -196,7 +196,7 @@ class LocalSandbox(Sandbox):
         }
         if not building:  # no network while tests run: fail at once instead of retrying
             env["PIP_RETRIES"] = "0"
-        env.update(runtimes.env_vars(self.template, Path(env_dir)))
+        env.update(runtimes.env_vars(self.template, Path(env_dir), tmp))
         return env
 
     def _pip_cache(self) -> None:

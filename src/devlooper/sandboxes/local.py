@@ -215,7 +215,10 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
     ) -> ExecResult:
-        return await self._run(self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network)
+        installs = [self.layer_command(layer) for layer in self.layers]
+        return await self._run(
+            self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, installs=installs
+        )
 
     async def _run(
         self,
@@ -227,10 +230,13 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
         building: bool = False,
+        installs: Sequence[str] = (),
     ) -> ExecResult:
-        """Run in the workspace with ``env_dir`` as the environment (writable when ``building``)."""
+        """Run in the workspace with ``env_dir`` as the environment (writable when ``building``);
+        ``installs`` are the layer commands of that environment."""
         argv, popen_cwd, full_env, preexec = await asyncio.to_thread(
-            self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building
+            self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building,
+            installs=installs,
         )
         return await run_process(
             argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
@@ -246,6 +252,7 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None,
         network: bool,
         building: bool,
+        installs: Sequence[str] = (),
     ) -> tuple[list[str], Path, dict[str, str], Callable[[], None] | None]:
         """The full command line (limits, isolation), its directory, environment and preexec."""
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
@@ -265,9 +272,11 @@ class LocalSandbox(Sandbox):
             (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
             if building:
                 mounts.rw[str(cache_root() / "pip")] = PIP_CACHE_MOUNT
-                if isinstance(command, str):
-                    for archive in bwrap.package_archives(command):
-                        mounts.ro[os.path.realpath(archive)] = archive
+            # Local packages the environment's installs name stay visible, not only while
+            # installed: cargo builds a path dependency from its source at every test run.
+            for step in [*installs, *([command] if building and isinstance(command, str) else [])]:
+                for package in bwrap.package_archives(step):
+                    mounts.ro[os.path.realpath(package)] = package
             toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
             argv = bwrap.wrap(argv, mounts, network=network, workdir=workdir, env=full_env, toolchains=toolchains)
             return argv, self.root, full_env, preexec
@@ -342,7 +351,7 @@ class LocalSandbox(Sandbox):
                     await asyncio.to_thread(copy_tree, prefix, scratch)
                     if not self.isolated:
                         await asyncio.to_thread(relocate, scratch, prefix, scratch)
-                    result = await self._step(scratch, self.layer_command(layers[-1]), timeout)
+                    result = await self._step(scratch, self.layer_command(layers[-1]), timeout, layers)
                     if not result.ok:
                         await asyncio.to_thread(shutil.rmtree, scratch, True)
                         return None, result
@@ -354,8 +363,11 @@ class LocalSandbox(Sandbox):
                 raise
         return final, result
 
-    async def _step(self, scratch: Path, command: str, timeout: float) -> ExecResult:
-        return await self._run(scratch, command, timeout=timeout, network=self.spec.layer_network, building=True)
+    async def _step(self, scratch: Path, command: str, timeout: float, layers: Sequence[Layer] = ()) -> ExecResult:
+        installs = [self.layer_command(layer) for layer in layers]
+        return await self._run(
+            scratch, command, timeout=timeout, network=self.spec.layer_network, building=True, installs=installs
+        )
 
     def _make_scratch(self, scratch: Path) -> None:
         scratch.mkdir()

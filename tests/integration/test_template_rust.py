@@ -6,16 +6,20 @@ Installs use local path crates the tests create, so they need no registry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+import tomlkit
 import tomllib
 
 from devlooper.sandboxes import bwrap
+from devlooper.templates import get_template
 from tests.conftest import run_scripted
 
 pytestmark = pytest.mark.skipif(shutil.which("cargo") is None, reason="the rust template needs cargo (rustup)")
@@ -172,3 +176,58 @@ async def test_a_crate_the_project_plan_asks_for_is_installed_before_the_first_r
     )
     assert state["status"] == "passed" and state["iteration"] == 1
     assert tomllib.loads((output_dir / "Cargo.toml").read_text())["dependencies"]["helper"]["path"] == str(helper)
+
+
+@pytest.fixture
+def local_registry(tmp_path: Path):
+    """A cargo registry on disk holding one crate, tally 0.3.1: crates.io stands in for it.
+
+    It lives under /var/tmp, which the sandbox sees read-only (its /tmp is private)."""
+    if not os.path.isdir("/var/tmp"):
+        pytest.skip("no /var/tmp for a registry the sandbox can read")
+    crate = make_crate(tmp_path, "tally", "pub fn count(s: &str) -> usize {\n    s.chars().count()\n}\n")
+    cargo_toml = crate / "Cargo.toml"
+    cargo_toml.write_text(cargo_toml.read_text().replace('version = "0.2.0"', 'version = "0.3.1"\nlicense = "MIT"'))
+    subprocess.run(
+        ["cargo", "package", "--no-verify", "--allow-dirty", "--offline", "--quiet"], cwd=crate, check=True, timeout=120
+    )
+    registry = Path(tempfile.mkdtemp(prefix="devlooper-registry-", dir="/var/tmp"))
+    os.chmod(registry, 0o755)
+    archive = registry / "tally-0.3.1.crate"
+    shutil.copy(crate / "target" / "package" / archive.name, archive)
+    entry = {"name": "tally", "vers": "0.3.1", "deps": [], "features": {}, "yanked": False}
+    entry["cksum"] = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (registry / "index" / "ta" / "ll").mkdir(parents=True)
+    (registry / "index" / "ta" / "ll" / "tally").write_text(json.dumps(entry) + "\n")
+    for path in [registry, *registry.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    yield registry
+    shutil.rmtree(registry, ignore_errors=True)
+
+
+def mirror_template(folder: Path, registry: Path) -> Path:
+    """The rust template whose cargo takes crates.io's crates from ``registry``: what a
+    user template for a private mirror does."""
+    data = get_template("rust").model_dump(mode="json", exclude_none=True)
+    config = f'[source.crates-io]\\nreplace-with = "mirror"\\n\\n[source.mirror]\\nlocal-registry = "{registry}"\\n'
+    data["name"] = "rust-mirror"
+    data["setup_commands"].append(f'mkdir -p "$CARGO_HOME" && printf \'{config}\' > "$CARGO_HOME/config.toml"')
+    path = folder / "rust-mirror.toml"
+    path.write_text(tomlkit.dumps(data))
+    return path
+
+
+async def test_a_registry_crate_is_fetched_into_the_environment_and_tests_run_offline(
+    isolation: str, tmp_path: Path, output_dir: Path, local_registry: Path
+):
+    uses_tally = LIB.replace("    w * h\n", '    w * h + tally::count("") as u32\n')
+    plan = {"summary": "add tally", "actions": [{"kind": "install", "packages": ["tally@0.3"]}]}
+    state = await run_scripted(
+        replies(uses_tally, **{"diagnose:1": "tally is not a dependency", "plan:1": plan}),
+        template=str(mirror_template(tmp_path, local_registry)),
+        output_dir=str(output_dir),
+    )
+    assert state["status"] == "passed" and state["iteration"] == 2
+    # the second run read the crate from the environment's CARGO_HOME, read-only and offline
+    assert "Compiling tally v0.3.1" in state["test_runs"][1]["output"]
+    assert tomllib.loads((output_dir / "Cargo.toml").read_text())["dependencies"] == {"tally": "0.3"}

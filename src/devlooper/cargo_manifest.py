@@ -10,6 +10,7 @@ here, with tomlkit so that the project's own formatting and comments stay.
 from __future__ import annotations
 
 import posixpath
+import tomllib
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -55,6 +56,8 @@ async def cargo_dependencies(box: Sandbox, template: EnvTemplate, files: dict[st
         deps = await box.read_env_file(DEPS_MANIFEST)
     except FileNotFoundError:
         return {}
+    if not any(tomllib.loads(deps).get(name) for name in DEP_TABLES):
+        return {}  # nothing installed yet (finish of a std-only crate): the project's text stays as written
     project = files.get(template.manifest, template.setup_files.get(template.manifest, ""))
     found = await box.exec(["sh", "-c", 'printf %s "$DEVLOOPER_ENV"'], timeout=60)
     deps_dir = posixpath.join(found.stdout.strip(), posixpath.dirname(DEPS_MANIFEST))

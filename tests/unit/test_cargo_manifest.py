@@ -132,3 +132,8 @@ async def test_a_deleted_cargo_toml_is_rebuilt_from_the_templates():
     rebuilt = await cargo_dependencies(EnvOnly(DEPS), template, {"src/lib.rs": ""})
     data = tomllib.loads(rebuilt["Cargo.toml"])
     assert data["package"]["name"] == "app" and "helper" in data["dependencies"]
+
+
+async def test_nothing_installed_leaves_the_project_alone():
+    empty = DEPS.split("[dependencies]")[0] + "[dependencies]\n"
+    assert await cargo_dependencies(EnvOnly(empty), get_template("rust"), {"Cargo.toml": "[package\n"}) == {}

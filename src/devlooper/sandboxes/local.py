@@ -215,9 +215,9 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
     ) -> ExecResult:
-        installs = [self.layer_command(layer) for layer in self.layers]
+        layer_steps = [self.layer_command(layer) for layer in self.layers]
         return await self._run(
-            self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, installs=installs
+            self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, layer_steps=layer_steps
         )
 
     async def _run(
@@ -230,13 +230,13 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
         building: bool = False,
-        installs: Sequence[str] = (),
+        layer_steps: Sequence[str] = (),
     ) -> ExecResult:
         """Run in the workspace with ``env_dir`` as the environment (writable when ``building``);
-        ``installs`` are the layer commands of that environment."""
+        ``layer_steps`` are the commands of its layers."""
         argv, popen_cwd, full_env, preexec = await asyncio.to_thread(
             self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building,
-            installs=installs,
+            layer_steps=layer_steps,
         )
         return await run_process(
             argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
@@ -252,7 +252,7 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None,
         network: bool,
         building: bool,
-        installs: Sequence[str] = (),
+        layer_steps: Sequence[str] = (),
     ) -> tuple[list[str], Path, dict[str, str], Callable[[], None] | None]:
         """The full command line (limits, isolation), its directory, environment and preexec."""
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
@@ -272,9 +272,12 @@ class LocalSandbox(Sandbox):
             (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
             if building:
                 mounts.rw[str(cache_root() / "pip")] = PIP_CACHE_MOUNT
-            # Local packages the environment's installs name stay visible, not only while
-            # installed: cargo builds a path dependency from its source at every test run.
-            for step in [*installs, *([command] if building and isinstance(command, str) else [])]:
+                if isinstance(command, str):
+                    for archive in bwrap.package_archives(command):
+                        mounts.ro[os.path.realpath(archive)] = archive
+            # Local packages of the environment's layers stay visible after their own step:
+            # cargo builds a path dependency from its source at every test run.
+            for step in layer_steps:
                 for package in bwrap.package_archives(step):
                     mounts.ro[os.path.realpath(package)] = package
             toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
@@ -364,9 +367,9 @@ class LocalSandbox(Sandbox):
         return final, result
 
     async def _step(self, scratch: Path, command: str, timeout: float, layers: Sequence[Layer] = ()) -> ExecResult:
-        installs = [self.layer_command(layer) for layer in layers]
+        layer_steps = [self.layer_command(layer) for layer in layers]
         return await self._run(
-            scratch, command, timeout=timeout, network=self.spec.layer_network, building=True, installs=installs
+            scratch, command, timeout=timeout, network=self.spec.layer_network, building=True, layer_steps=layer_steps
         )
 
     def _make_scratch(self, scratch: Path) -> None:

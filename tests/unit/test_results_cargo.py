@@ -2,7 +2,8 @@
 
 The fixtures are what the rust template's test command printed in the local
 sandbox (cargo 1.95): one crate with unit tests, two integration test files
-and doc-tests, in passing, failing, crashing and non-compiling versions.
+and doc-tests, in passing, failing, crashing and non-compiling versions, and a
+Cargo.toml naming a crate that was never installed.
 """
 
 from __future__ import annotations
@@ -111,6 +112,14 @@ def test_a_manifest_error_is_reported_with_its_cause():
     assert results.failed == 1
     assert results.failures[0]["name"] == "(build) cargo"
     assert "Caused by:\n  TOML parse error" in results.failures[0]["message"]
+
+
+def test_a_dependency_never_installed_is_reported_as_cargo_says_it():
+    # Cargo.toml names a crate the environment never fetched; tests run offline.
+    [failure] = parse_cargo(read("undeclared_crate")).failures
+    assert failure["name"] == "(build) cargo"
+    assert failure["message"].startswith("error: no matching package named `rand` found")
+    assert "offline mode" in failure["message"]
 
 
 def test_unreadable_output_is_not_parsed():

@@ -110,7 +110,7 @@ _CARGO_ERROR = re.compile(
     re.M | re.S,
 )
 # cargo's own summary lines, not a problem of the code.
-_CARGO_SUMMARY = re.compile(r"^error: (?:could not compile|test failed|doctest failed|\d+ targets? failed)")
+_CARGO_SUMMARY = re.compile(r"^error: (?:could not compile|aborting due to|test failed|doctest failed|\d+ targets? failed)")
 _CARGO_LOCATION = re.compile(r"^\s*--> ([^:\s]+)", re.M)
 _THREAD_ID = re.compile(r"^(thread '[^']*') \(\d+\) panicked", re.M)  # differs on every run
 _BACKTRACE = re.compile(r"^stack backtrace:\n.*?^note: Some details are omitted.*?$\n?", re.M | re.S)
@@ -135,7 +135,7 @@ def _cargo_binary(target: str | None, text: str, out: Results) -> None:
     if re.search(r"^running \d+ tests?$", text, re.M) and not re.search(r"^test result: ", text, re.M):
         # The binary died (abort, stack overflow, a timeout) before its summary.
         out.failed += 1
-        rest = "\n".join(ln for ln in text.splitlines()[1:] if not _CARGO_STATUS.match(ln))
+        rest = "\n".join(ln for ln in text.strip().splitlines() if not _CARGO_STATUS.match(ln))
         out.failures.append(_failure(target or "doc-tests", "the test binary did not finish:\n" + rest.strip()))
 
 

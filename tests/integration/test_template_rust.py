@@ -19,6 +19,8 @@ import tomlkit
 import tomllib
 
 from devlooper.sandboxes import bwrap
+from devlooper.sandboxes.base import SandboxSpec, SandboxStartupError
+from devlooper.sandboxes.local import LocalSandbox
 from devlooper.templates import get_template
 from tests.conftest import run_scripted
 
@@ -231,3 +233,12 @@ async def test_a_registry_crate_is_fetched_into_the_environment_and_tests_run_of
     # the second run read the crate from the environment's CARGO_HOME, read-only and offline
     assert "Compiling tally v0.3.1" in state["test_runs"][1]["output"]
     assert tomllib.loads((output_dir / "Cargo.toml").read_text())["dependencies"] == {"tally": "0.3"}
+
+
+async def test_a_machine_without_cargo_is_told_when_the_sandbox_starts(isolation: str, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DEVLOOPER_CACHE_DIR", str(tmp_path / "cache"))  # the environment is built, not reused
+    monkeypatch.setattr("devlooper.sandboxes.runtimes.tool_path", lambda template, env_dir: [])  # no cargo on PATH
+    box = LocalSandbox(SandboxSpec(template=get_template("rust"), run_id="no-cargo"))
+    with pytest.raises(SandboxStartupError, match=r"could not build the 'rust' environment: 'cargo --version'"):
+        await box.start()
+    assert box.root is None  # nothing left behind

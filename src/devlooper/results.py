@@ -103,14 +103,19 @@ def parse_jest(report: str) -> Results:
 # "Doc-tests app". Test names are only unique within their binary.
 _CARGO_TARGET = re.compile(r"^\s+(?:Running (?:unittests )?(\S+) \(.*|Doc-tests \S+)$", re.M)
 _CARGO_STATUS = re.compile(r"^test (.+?)(?: - should panic)? \.\.\. (ok|FAILED|ignored)\b.*$", re.M)
-_CARGO_CAPTURED = re.compile(r"^---- (.+?) stdout ----$\n(.*?)(?=^---- .+? stdout ----$|^failures:$|\Z)", re.M | re.S)
+_CARGO_CAPTURED = re.compile(
+    r"^---- (.+?) stdout ----$\n(.*?)(?=^---- .+? stdout ----$|^failures:$|\Z)", re.M | re.S
+)
 # A diagnostic runs until the next one, rustc's closing hint, or cargo's next step.
 _CARGO_ERROR = re.compile(
-    r"^error(?:\[E\d+\])?: .*?(?=^(?:error|warning)(?:\[\w+\])?: |^For more information|^\s+(?:Compiling|Finished|Running|Doc-tests) |\Z)",
+    r"^error(?:\[E\d+\])?: .*?"
+    r"(?=^(?:error|warning)(?:\[\w+\])?: |^For more information|^\s+(?:Compiling|Finished|Running|Doc-tests) |\Z)",
     re.M | re.S,
 )
 # cargo's own summary lines, not a problem of the code.
-_CARGO_SUMMARY = re.compile(r"^error: (?:could not compile|aborting due to|test failed|doctest failed|\d+ targets? failed)")
+_CARGO_SUMMARY = re.compile(
+    r"^error: (?:could not compile|aborting due to|test failed|doctest failed|\d+ targets? failed)"
+)
 _CARGO_LOCATION = re.compile(r"^\s*--> ([^:\s]+)", re.M)
 _THREAD_ID = re.compile(r"^(thread '[^']*') \(\d+\) panicked", re.M)  # differs on every run
 _BACKTRACE = re.compile(r"^stack backtrace:\n.*?^note: Some details are omitted.*?$\n?", re.M | re.S)

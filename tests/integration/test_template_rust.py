@@ -127,7 +127,8 @@ def make_crate(parent: Path, name: str, body: str) -> Path:
     """A local crate for path installs: no registry needed."""
     crate = parent / name
     (crate / "src").mkdir(parents=True)
-    (crate / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.2.0"\nedition = "2021"\n\n[dependencies]\n')
+    manifest = f'[package]\nname = "{name}"\nversion = "0.2.0"\nedition = "2021"\n\n[dependencies]\n'
+    (crate / "Cargo.toml").write_text(manifest)
     (crate / "src" / "lib.rs").write_text(body)
     return crate
 

@@ -60,6 +60,8 @@ async def cargo_dependencies(box: Sandbox, template: EnvTemplate, files: dict[st
         return {}  # nothing installed yet (finish of a std-only crate): the project's text stays as written
     project = files.get(template.manifest, template.setup_files.get(template.manifest, ""))
     found = await box.exec(["sh", "-c", 'printf %s "$DEVLOOPER_ENV"'], timeout=60)
+    if not found.ok or not found.stdout.strip():
+        return {}  # relative paths could not be resolved: better no entry than a wrong one
     deps_dir = posixpath.join(found.stdout.strip(), posixpath.dirname(DEPS_MANIFEST))
     try:
         merged = merge_dependencies(project, deps, deps_dir)

@@ -14,6 +14,7 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable
 
+from .cargo_manifest import cargo_dependencies
 from .sandboxes.base import Sandbox
 from .state import Layer
 from .templates.base import EnvTemplate
@@ -62,7 +63,7 @@ async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[s
 
 
 Builder = Callable[[Sandbox, EnvTemplate, dict[str, str]], Awaitable[dict[str, str]]]
-BUILDERS: dict[str, Builder] = {"python": python_requirements}
+BUILDERS: dict[str, Builder] = {"python": python_requirements, "rust": cargo_dependencies}
 
 
 async def build_manifest(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> dict[str, str]:

@@ -98,29 +98,79 @@ def parse_jest(report: str) -> Results:
 
 
 # --- cargo test ------------------------------------------------------------------
-_CARGO_LINE = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)", re.M)
-_CARGO_SECTION = re.compile(
-    r"^---- (\S+) stdout ----\n(.*?)(?=^---- \S+ stdout ----|^failures:\n\s+\S|\Z)", re.M | re.S
+# Each test binary starts with a header on cargo's stderr (the template merges the
+# streams): "Running unittests src/lib.rs (...)", "Running tests/more.rs (...)",
+# "Doc-tests app". Test names are only unique within their binary.
+_CARGO_TARGET = re.compile(r"^\s+(?:Running (?:unittests )?(\S+) \(.*|Doc-tests \S+)$", re.M)
+_CARGO_STATUS = re.compile(r"^test (.+?)(?: - should panic)? \.\.\. (ok|FAILED|ignored)\b.*$", re.M)
+_CARGO_CAPTURED = re.compile(
+    r"^---- (.+?) stdout ----$\n(.*?)(?=^---- .+? stdout ----$|^failures:$|\Z)", re.M | re.S
 )
-_CARGO_ERROR = re.compile(r"^error(\[E\d+\])?: .*(?:\n(?!\n).*)*", re.M)
+# A diagnostic runs until the next one, rustc's closing hint, or cargo's next step.
+_CARGO_ERROR = re.compile(
+    r"^error(?:\[E\d+\])?: .*?"
+    r"(?=^(?:error|warning)(?:\[\w+\])?: |^For more information|^\s+(?:Compiling|Finished|Running|Doc-tests) |\Z)",
+    re.M | re.S,
+)
+# cargo's own summary lines, not a problem of the code.
+_CARGO_SUMMARY = re.compile(
+    r"^error: (?:could not compile|aborting due to|test failed|doctest failed|\d+ targets? failed)"
+)
+_CARGO_LOCATION = re.compile(r"^\s*--> ([^:\s]+)", re.M)
+_THREAD_ID = re.compile(r"^(thread '[^']*') \(\d+\) panicked", re.M)  # differs on every run
+_BACKTRACE = re.compile(r"^stack backtrace:\n.*?^note: Some details are omitted.*?$\n?", re.M | re.S)
+_BACKTRACE_NOTE = re.compile(r"^note: run with `RUST_BACKTRACE=1`.*$\n?", re.M)
 
 
-def parse_cargo(output: str) -> Results:
-    """cargo test's text: one ``test NAME ... ok|FAILED`` line per test, the
-    captured output of each failure, and compile errors when it did not build."""
-    statuses = _CARGO_LINE.findall(output)
-    messages = {name: text for name, text in _CARGO_SECTION.findall(output)}
-    out = Results(parsed=bool(statuses))
-    for name, status in statuses:
+def _panic_message(text: str) -> str:
+    text = _THREAD_ID.sub(r"\1 panicked", text)
+    return _BACKTRACE_NOTE.sub("", _BACKTRACE.sub("", text))
+
+
+def _cargo_binary(target: str | None, text: str, out: Results) -> None:
+    """One test binary's run: its statuses and the captured output of each failure."""
+    prefix = f"{target}::" if target else ""  # doc-test names already name their file
+    captured = {name: body for name, body in _CARGO_CAPTURED.findall(text)}
+    for name, status in _CARGO_STATUS.findall(text):
         if status == "ok":
             out.passed += 1
         elif status == "FAILED":
             out.failed += 1
-            out.failures.append(_failure(name, messages.get(name, "failed")))
-    if not statuses and "could not compile" in output:
-        errors = [m.group(0) for m in _CARGO_ERROR.finditer(output) if "could not compile" not in m.group(0)]
-        build = _failure("(build)", "\n\n".join(errors[:5]) or "could not compile")
-        out = Results(failed=1, failures=[build], parsed=True)
+            out.failures.append(_failure(prefix + name, _panic_message(captured.get(name, "")) or "failed"))
+    if re.search(r"^running \d+ tests?$", text, re.M) and not re.search(r"^test result: ", text, re.M):
+        # The binary died (abort, stack overflow, a timeout) before its summary.
+        out.failed += 1
+        rest = "\n".join(ln for ln in text.strip().splitlines() if not _CARGO_STATUS.match(ln))
+        out.failures.append(_failure(target or "doc-tests", "the test binary did not finish:\n" + rest.strip()))
+
+
+def _cargo_build_errors(output: str) -> list[TestFailure]:
+    """Compile (or manifest) errors: one failure each, named after the file they point at."""
+    failures, seen = [], set()
+    for match in _CARGO_ERROR.finditer(output):
+        block = match.group(0).strip()
+        if _CARGO_SUMMARY.match(block) or block in seen:
+            continue
+        seen.add(block)
+        where = _CARGO_LOCATION.search(block)
+        failures.append(_failure(f"(build) {where.group(1) if where else 'cargo'}", block))
+    if not failures and "could not compile" in output:
+        failures.append(_failure("(build) cargo", "could not compile"))
+    return failures[:10]
+
+
+def parse_cargo(output: str) -> Results:
+    """cargo test's text: per test binary, one ``test NAME ... ok|FAILED`` line per
+    test and the captured output of each failure; compile errors when it did not build."""
+    headers = list(_CARGO_TARGET.finditer(output))
+    out = Results(parsed=bool(headers))
+    for header, following in zip(headers, [*headers[1:], None]):
+        text = output[header.end() : following.start() if following else len(output)]
+        _cargo_binary(header.group(1), text, out)
+    if not headers:  # nothing ran: the build failed
+        failures = _cargo_build_errors(output)
+        if failures:
+            out = Results(failed=len(failures), failures=failures, parsed=True)
     return out
 
 

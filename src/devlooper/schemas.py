@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .paths import normalize
 
-# A package spec as pip, npm or cargo take it: a name, extras, a version bound, or a path to a local package.
+# A package spec as pip, npm or cargo take it: a name, extras, a version bound, a path to a local
+# package, or an option of the install command (cargo add's --path, --features, --dev).
 # Anything a shell would interpret is refused before it reaches a command line.
-PACKAGE_SPEC = re.compile(r"^[A-Za-z0-9@_./][A-Za-z0-9._\-\[\],<>=!~^*/@:+ ]*$")
+PACKAGE_SPEC = re.compile(r"^(?:--?[A-Za-z]|[A-Za-z0-9@_./])[A-Za-z0-9._\-\[\],<>=!~^*/@:+ ]*$")
 
 
 def _package(spec: str) -> str:

@@ -38,13 +38,15 @@ def test_incomplete_or_unknown_actions_are_rejected(action):
         plan(**action)
 
 
-@pytest.mark.parametrize("spec", ["numpy; rm -rf /", "$(curl x)", "a|b", "`id`", "x && y"])
+@pytest.mark.parametrize("spec", ["numpy; rm -rf /", "$(curl x)", "a|b", "`id`", "x && y", "--x;id", "-", "--"])
 def test_package_specs_with_shell_syntax_are_rejected(spec):
     with pytest.raises(ValidationError):
         plan(kind="install", packages=[spec])
 
 
-@pytest.mark.parametrize("spec", ["numpy", "numpy>=1.26", "requests[socks]==2.31", "@types/node", "serde@1"])
+@pytest.mark.parametrize(
+    "spec", ["numpy", "numpy>=1.26", "requests[socks]==2.31", "@types/node", "serde@1", "--path", "--features", "-F"]
+)
 def test_ordinary_package_specs_pass(spec):
     assert plan(kind="install", packages=[spec]).actions[0].packages == [spec]
 

@@ -73,13 +73,16 @@ def usable() -> tuple[bool, str]:
 
 
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".crate")
+PACKAGE_DIRS = ("Cargo.toml", "package.json", "pyproject.toml", "setup.py")  # what makes a directory a package
 
 
 def package_archives(command: str) -> list[str]:
-    """Local package files an install names by absolute path (``pip install /tmp/x.whl``).
+    """Local packages an install names by absolute path (``pip install /tmp/x.whl``,
+    ``cargo add --path /x/helper``).
 
-    They are bound read-only, at the same path, into that one step: only
-    regular files with a package-archive suffix, never under a hidden home.
+    They are bound read-only, at the same path: only regular files with a
+    package-archive suffix or directories holding a package manifest, never
+    under a hidden home.
     """
     try:
         words = shlex.split(command)
@@ -87,12 +90,12 @@ def package_archives(command: str) -> list[str]:
         words = command.split()
     found = []
     for word in words:
+        word = word.split("=", 1)[-1] if word.startswith("--") else word  # --path=/x/helper
         path = os.path.realpath(word) if word.startswith("/") else ""
-        if (
-            path.endswith(ARCHIVES)
-            and os.path.isfile(path)
-            and not any(path == h or path.startswith(h + "/") for h in HIDDEN)
-        ):
+        package = (path.endswith(ARCHIVES) and os.path.isfile(path)) or (
+            os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in PACKAGE_DIRS)
+        )
+        if package and not any(path == h or path.startswith(h + "/") for h in HIDDEN):
             found.append(word)
     return found
 

@@ -196,7 +196,7 @@ class LocalSandbox(Sandbox):
         }
         if not building:  # no network while tests run: fail at once instead of retrying
             env["PIP_RETRIES"] = "0"
-        env.update(runtimes.env_vars(self.template, Path(env_dir)))
+        env.update(runtimes.env_vars(self.template, Path(env_dir), tmp))
         return env
 
     def _pip_cache(self) -> None:
@@ -215,7 +215,10 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
     ) -> ExecResult:
-        return await self._run(self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network)
+        layer_steps = [self.layer_command(layer) for layer in self.layers]
+        return await self._run(
+            self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, layer_steps=layer_steps
+        )
 
     async def _run(
         self,
@@ -227,10 +230,13 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
         building: bool = False,
+        layer_steps: Sequence[str] = (),
     ) -> ExecResult:
-        """Run in the workspace with ``env_dir`` as the environment (writable when ``building``)."""
+        """Run in the workspace with ``env_dir`` as the environment (writable when ``building``);
+        ``layer_steps`` are the commands of its layers."""
         argv, popen_cwd, full_env, preexec = await asyncio.to_thread(
-            self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building
+            self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building,
+            layer_steps=layer_steps,
         )
         return await run_process(
             argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
@@ -246,6 +252,7 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None,
         network: bool,
         building: bool,
+        layer_steps: Sequence[str] = (),
     ) -> tuple[list[str], Path, dict[str, str], Callable[[], None] | None]:
         """The full command line (limits, isolation), its directory, environment and preexec."""
         argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
@@ -268,6 +275,11 @@ class LocalSandbox(Sandbox):
                 if isinstance(command, str):
                     for archive in bwrap.package_archives(command):
                         mounts.ro[os.path.realpath(archive)] = archive
+            # Local packages of the environment's layers stay visible after their own step:
+            # cargo builds a path dependency from its source at every test run.
+            for step in layer_steps:
+                for package in bwrap.package_archives(step):
+                    mounts.ro[os.path.realpath(package)] = package
             toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
             argv = bwrap.wrap(argv, mounts, network=network, workdir=workdir, env=full_env, toolchains=toolchains)
             return argv, self.root, full_env, preexec
@@ -344,7 +356,7 @@ class LocalSandbox(Sandbox):
                     await asyncio.to_thread(copy_tree, prefix, scratch)
                     if not self.isolated:
                         await asyncio.to_thread(relocate, scratch, prefix, scratch)
-                    result = await self._step(scratch, self.layer_command(layers[-1]), timeout)
+                    result = await self._step(scratch, self.layer_command(layers[-1]), timeout, layers)
                     if not result.ok:
                         await asyncio.to_thread(shutil.rmtree, scratch, True)
                         return None, result
@@ -356,8 +368,11 @@ class LocalSandbox(Sandbox):
                 raise
         return final, result
 
-    async def _step(self, scratch: Path, command: str, timeout: float) -> ExecResult:
-        return await self._run(scratch, command, timeout=timeout, network=self.spec.layer_network, building=True)
+    async def _step(self, scratch: Path, command: str, timeout: float, layers: Sequence[Layer] = ()) -> ExecResult:
+        layer_steps = [self.layer_command(layer) for layer in layers]
+        return await self._run(
+            scratch, command, timeout=timeout, network=self.spec.layer_network, building=True, layer_steps=layer_steps
+        )
 
     def _make_scratch(self, scratch: Path) -> None:
         scratch.mkdir()

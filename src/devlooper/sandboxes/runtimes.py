@@ -7,6 +7,7 @@ variables that point its tools at it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,8 +32,23 @@ def tool_path(template: EnvTemplate, env_dir: Path) -> list[str]:
     return dirs
 
 
-def env_vars(template: EnvTemplate, env_dir: Path) -> dict[str, str]:
-    """Variables that make the runtime's tools use ``env_dir``."""
+def env_vars(template: EnvTemplate, env_dir: Path, tmp: str | None = None) -> dict[str, str]:
+    """Variables that make the runtime's tools use ``env_dir`` (and ``tmp``, the
+    sandbox's private temporary directory, for what may change while tests run)."""
     if template.runtime == "python":
         return {"VIRTUAL_ENV": str(env_dir)}
+    if template.runtime == "rust":
+        return rust_vars(env_dir, tmp)
     return {}
+
+
+def rust_vars(env_dir: Path, tmp: str | None) -> dict[str, str]:
+    # Downloaded crates belong to the environment: they are what installs added.
+    found = {"CARGO_HOME": str(env_dir / "cargo")}
+    # HOME is private in the sandbox: without this, rustup's proxies find no toolchain.
+    rustup = os.environ.get("RUSTUP_HOME") or str(Path.home() / ".rustup")
+    if Path(rustup).is_dir():
+        found["RUSTUP_HOME"] = rustup
+    if tmp:  # writable while tests run, and kept across the iterations of one sandbox: builds are incremental
+        found["CARGO_TARGET_DIR"] = f"{tmp}/cargo-target"
+    return found

@@ -7,6 +7,7 @@ variables that point its tools at it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -35,4 +36,28 @@ def env_vars(template: EnvTemplate, env_dir: Path) -> dict[str, str]:
     """Variables that make the runtime's tools use ``env_dir``."""
     if template.runtime == "python":
         return {"VIRTUAL_ENV": str(env_dir)}
+    if template.runtime == "node":
+        # No NODE_PATH: the workspace's node_modules links into env_dir, so node
+        # resolves packages as in any project. No update check: it would wait on
+        # the network, which tests do not have.
+        return {"npm_config_update_notifier": "false", **_npm_trust()}
     return {}
+
+
+def _npm_trust() -> dict[str, str]:
+    """The host's npm global config and extra CAs, which a cleared environment loses.
+
+    ``npm install --prefix DIR`` looks for its global config under DIR, not
+    beside node: a registry mirror or a proxy's CA named there (``cafile``)
+    would be ignored and every fetch fail on the certificate. Neither is a
+    secret (the user's ~/.npmrc, which may hold tokens, is not passed)."""
+    out = {}
+    node = shutil.which("node")
+    if node:
+        config = Path(node).resolve().parent.parent / "etc" / "npmrc"
+        if config.is_file():
+            out["npm_config_globalconfig"] = str(config)
+    extra = os.environ.get("NODE_EXTRA_CA_CERTS")
+    if extra and os.path.isfile(extra):
+        out["NODE_EXTRA_CA_CERTS"] = extra
+    return out

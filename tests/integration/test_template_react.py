@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from devlooper.sandboxes import bwrap
+from devlooper.paths import UnsafePathError
+from devlooper.sandboxes import bwrap, make_sandbox
 from devlooper.sandboxes.local import cache_root
 from devlooper.templates import get_template
 from tests.conftest import run_scripted
@@ -98,6 +99,21 @@ async def test_green_at_the_first_try(isolation: str, output_dir: Path):
     assert set(package["dependencies"]) == {"react", "react-dom"}
     assert {"jest", "jest-environment-jsdom", "@testing-library/react"} <= set(package["devDependencies"])
     assert "node_modules/react" in json.loads((output_dir / "package-lock.json").read_text())["packages"]
+
+
+async def test_the_templates_example_passes_and_tests_cannot_touch_the_environment(isolation: str):
+    async with make_sandbox("local", TEMPLATE, [], run_id="react-example") as box:
+        await box.sync_files({**TEMPLATE.setup_files, **TEMPLATE.example_files})
+        result = await box.exec(TEMPLATE.test_command, timeout=120)
+        assert result.ok, result.output
+        assert "Tests:       1 passed, 1 total" in result.output
+        # What installs made is read-only to the project's code (in bubblewrap), and the
+        # model cannot write into it: node_modules is a link out of the workspace.
+        if box.isolated:
+            written = await box.exec("touch node_modules/react/index.js", timeout=30)
+            assert not written.ok and "Read-only file system" in written.output
+        with pytest.raises(UnsafePathError):
+            await box.write_file("node_modules/react/index.js", "module.exports = {};\n")
 
 
 async def test_red_with_named_failures_then_fixed(output_dir: Path):

@@ -68,6 +68,16 @@ export default function Counter({ start = 0 }) {
 """
 
 
+# A component that imports its styles and an image, as React projects do.
+STYLED = {
+    "src/Badge.css": ".badge { color: red; }\n",
+    "src/Badge.jsx": 'import "./Badge.css";\nimport icon from "./icon.svg";\n\n'
+    'export default function Badge({ label }) {\n  return <span className="badge"><img src={icon} alt="" />{label}</span>;\n}\n',
+    "src/Badge.test.jsx": 'import { render, screen } from "@testing-library/react";\nimport Badge from "./Badge";\n\n'
+    'test("shows its label", () => {\n  render(<Badge label="new" />);\n  expect(screen.getByText("new")).toBeInTheDocument();\n});\n',
+}
+
+
 def replies(component: str, **more) -> dict:
     return {"plan_project": PLAN, "generate_file:src/Counter.jsx": component, "generate_file:src/Counter.test.jsx": TESTS, **more}
 
@@ -91,7 +101,7 @@ async def test_green_at_the_first_try(isolation: str, output_dir: Path):
     # node_modules stays in the environment.
     written = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
     assert written == [
-        ".devlooper/report.json", "babel.config.js", "jest.config.js", "package-lock.json", "package.json",
+        ".devlooper/report.json", "babel.config.js", "jest.config.js", "jest.file-stub.js", "package-lock.json", "package.json",
         "src/Counter.jsx", "src/Counter.test.jsx",
     ]
     package = json.loads((output_dir / "package.json").read_text())
@@ -103,10 +113,10 @@ async def test_green_at_the_first_try(isolation: str, output_dir: Path):
 
 async def test_the_templates_example_passes_and_tests_cannot_touch_the_environment(isolation: str):
     async with make_sandbox("local", TEMPLATE, [], run_id="react-example") as box:
-        await box.sync_files({**TEMPLATE.setup_files, **TEMPLATE.example_files})
+        await box.sync_files({**TEMPLATE.setup_files, **TEMPLATE.example_files, **STYLED})
         result = await box.exec(TEMPLATE.test_command, timeout=120)
         assert result.ok, result.output
-        assert "Tests:       1 passed, 1 total" in result.output
+        assert "Tests:       2 passed, 2 total" in result.output
         # What installs made is read-only to the project's code (in bubblewrap), and the
         # model cannot write into it: node_modules is a link out of the workspace.
         if box.isolated:

@@ -126,7 +126,7 @@ async def test_the_templates_example_passes_and_tests_cannot_touch_the_environme
             await box.write_file("node_modules/react/index.js", "module.exports = {};\n")
 
 
-async def test_red_with_named_failures_then_fixed(output_dir: Path):
+async def test_red_with_named_failures_then_fixed(isolation: str, output_dir: Path):
     fix = {"summary": "clicks must count", "actions": [{"kind": "fix_file", "path": "src/Counter.jsx", "instructions": "add one"}]}
     seen = {}
 

@@ -122,6 +122,9 @@ async def test_the_templates_example_passes_and_tests_cannot_touch_the_environme
         if box.isolated:
             written = await box.exec("touch node_modules/react/index.js", timeout=30)
             assert not written.ok and "Read-only file system" in written.output
+            # Tests have no network: npm fails at once instead of backing off for a minute.
+            fetched = await box.exec('npm install --prefix "$TMPDIR/x" left-pad', timeout=120)
+            assert not fetched.ok and fetched.duration < 15 and "registry.npmjs.org" in fetched.output
         with pytest.raises(UnsafePathError):
             await box.write_file("node_modules/react/index.js", "module.exports = {};\n")
 

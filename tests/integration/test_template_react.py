@@ -124,7 +124,7 @@ async def test_the_templates_example_passes_and_tests_cannot_touch_the_environme
             assert not written.ok and "Read-only file system" in written.output
             # Tests have no network: npm fails at once instead of backing off for a minute.
             fetched = await box.exec('npm install --prefix "$TMPDIR/x" left-pad', timeout=120)
-            assert not fetched.ok and fetched.duration < 15 and "registry.npmjs.org" in fetched.output
+            assert not fetched.ok and fetched.duration < 15 and "npm error" in fetched.output
         with pytest.raises(UnsafePathError):
             await box.write_file("node_modules/react/index.js", "module.exports = {};\n")
 

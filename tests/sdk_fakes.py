@@ -93,7 +93,7 @@ class FakeMachine:
 
     def translate(self, command: str) -> str:
         # The adapters' own absolute paths, mapped into the fake filesystem.
-        for absolute in ("/workspace", "/etc/devlooper-env"):
+        for absolute in ("/workspace", "/etc/devlooper-env", "/opt/devlooper"):
             command = command.replace(absolute, str(self.root) + absolute)
         return command.replace("chown user: ", "true ")
 
@@ -103,7 +103,7 @@ class FakeMachine:
         workdir.mkdir(parents=True, exist_ok=True)
         proc = await asyncio.create_subprocess_exec(
             "bash", "-c", self.translate(command), cwd=workdir,
-            env={"PATH": os.environ["PATH"], **(env or {})},
+            env={"PATH": os.environ["PATH"], **{k: self.translate(v) for k, v in (env or {}).items()}},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
         try:
@@ -204,8 +204,9 @@ def fake_e2b_module() -> types.SimpleNamespace:
 class FakeImage:
     builds: list[tuple[str, ...]] = []
 
-    def __init__(self, steps: tuple[str, ...]) -> None:
+    def __init__(self, steps: tuple[str, ...], env: dict[str, str] | None = None) -> None:
         self.steps = steps
+        self.vars = env or {}  # what ENV steps set: later steps and the sandbox see it
 
     @sdk_method(modal.Image.from_registry)
     def from_registry(cls, tag, secret=None, *, setup_dockerfile_commands=[], force_build=False, add_python=None, **kw):
@@ -213,15 +214,15 @@ class FakeImage:
 
     @sdk_method(modal.Image.env)
     def env(self, vars):
-        return FakeImage((*self.steps, f"ENV {sorted(vars)}"))
+        return FakeImage((*self.steps, f"ENV {sorted(vars)}"), {**self.vars, **vars})
 
     @sdk_method(modal.Image.run_commands)
     def run_commands(self, *commands, **kw):
-        return FakeImage((*self.steps, *commands))
+        return FakeImage((*self.steps, *commands), self.vars)
 
     @sdk_method(modal.Image.workdir)
     def workdir(self, path):
-        return FakeImage((*self.steps, f"WORKDIR {path}"))
+        return FakeImage((*self.steps, f"WORKDIR {path}"), self.vars)
 
     async def bake(self, machine: FakeMachine) -> None:
         """Run the image's steps in ``machine``: what a container of the image would contain."""
@@ -229,7 +230,7 @@ class FakeImage:
         for step in self.steps:
             if step.split(" ", 1)[0] in ("FROM", "ENV", "WORKDIR"):
                 continue
-            code, out, err = await machine.run(step, "/", None, 60)
+            code, out, err = await machine.run(step, "/", self.vars, 60)
             if code != 0:
                 raise modal.exception.ImageBuildError(f"Image build failed: {step!r}\n{err.decode()}", "im-fake")
 

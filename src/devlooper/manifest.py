@@ -10,6 +10,7 @@ dependencies for rust. A generic template's manifest is the model's to write.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Awaitable, Callable
@@ -62,8 +63,45 @@ async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[s
     return {template.manifest: "\n".join(lines) + "\n"}
 
 
+NODE_LOCK = "package-lock.json"
+NODE_SECTIONS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
+
+
+async def node_package(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> dict[str, str]:
+    """package.json and its lock, from the environment, where npm wrote them.
+
+    The project's own package.json (if the model wrote one) keeps its fields
+    and its other scripts and dependencies; for a package both name, the
+    environment's section and version win, as they are what the tests ran with
+    and what the lock holds."""
+    try:
+        env = json.loads(await box.read_env_file("package.json"))
+    except FileNotFoundError:
+        return {}  # a node template that keeps no package.json: the model's is the manifest
+    try:
+        own = json.loads(files.get(template.manifest) or "{}")
+    except json.JSONDecodeError:
+        own = {}
+    own = own if isinstance(own, dict) else {}
+    installed = {name for section in NODE_SECTIONS for name in env.get(section, {})}
+    merged = {**own, **{k: v for k, v in env.items() if k not in ("scripts", *NODE_SECTIONS)}}
+    for section in ("scripts", *NODE_SECTIONS):
+        theirs = own.get(section)
+        theirs = theirs if isinstance(theirs, dict) else {}
+        mine = {k: v for k, v in theirs.items() if section == "scripts" or k not in installed}
+        union = {**mine, **env.get(section, {})}
+        if union:
+            merged[section] = union
+    out = {template.manifest: json.dumps(merged, indent=2) + "\n"}
+    try:
+        out[NODE_LOCK] = await box.read_env_file(NODE_LOCK)
+    except FileNotFoundError:
+        pass
+    return out
+
+
 Builder = Callable[[Sandbox, EnvTemplate, dict[str, str]], Awaitable[dict[str, str]]]
-BUILDERS: dict[str, Builder] = {"python": python_requirements, "rust": cargo_dependencies}
+BUILDERS: dict[str, Builder] = {"python": python_requirements, "node": node_package, "rust": cargo_dependencies}
 
 
 async def build_manifest(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> dict[str, str]:

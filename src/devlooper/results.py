@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -72,28 +73,48 @@ def parse_junit(report: str) -> Results:
 
 # --- Jest --json -----------------------------------------------------------------
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Stack frames inside the test harness (node_modules, node's internals) say nothing about the project.
+_HARNESS_FRAME = re.compile(r"^\s*at .*(node_modules/|node:internal|<anonymous>).*\n?", re.M)
+# Jest's advice after a parse error (TypeScript, transformIgnorePatterns, docs links): the
+# template's configuration already answers it; only the error after "Details:" matters.
+_PARSE_ADVICE = re.compile(r"^\s*Jest failed to parse a file\..*?^\s*Details:\s*\n", re.M | re.S)
+
+
+def _jest_message(text: str) -> str:
+    text = _ANSI.sub("", text)
+    text = _PARSE_ADVICE.sub("", text)
+    text = _HARNESS_FRAME.sub("", text)
+    text = textwrap.dedent(text.replace("\u25cf ", "")).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def _jest_file(path: str) -> str:
+    """A test file's project path: Jest reports absolute paths under the workdir."""
+    return path.split("/workspace/", 1)[-1] if "/workspace/" in path else path
 
 
 def parse_jest(report: str) -> Results:
     """Jest's ``--json`` report: per-test statuses and failure messages; a test
-    file that failed to run at all (a syntax error) counts as one failure."""
+    file that failed to run at all (a syntax error, a missing module) counts
+    as one failure, named by its file."""
     try:
         data = json.loads(report)
     except (json.JSONDecodeError, TypeError):
         return Results()
+    if not isinstance(data, dict):
+        return Results()
     out = Results(passed=int(data.get("numPassedTests", 0)), failed=int(data.get("numFailedTests", 0)), parsed=True)
     for suite in data.get("testResults", []):
-        path = suite.get("name", "")
-        short = path.split("/workspace/", 1)[-1] if "/workspace/" in path else path
+        short = _jest_file(suite.get("name", ""))
         cases = suite.get("assertionResults", [])
         for case in cases:
             if case.get("status") == "failed":
                 name = " > ".join([*case.get("ancestorTitles", []), case.get("title", "?")])
-                message = _ANSI.sub("", "\n".join(case.get("failureMessages", [])))
+                message = _jest_message("\n".join(case.get("failureMessages", [])))
                 out.failures.append(_failure(f"{short}::{name}", message))
         if suite.get("status") == "failed" and not any(c.get("status") == "failed" for c in cases):
-            out.failed += 1  # the file did not run: its error is the failure
-            out.failures.append(_failure(short, _ANSI.sub("", suite.get("message", "test file failed to run"))))
+            out.failed += 1  # the file did not run (or a hook failed): its error is the failure
+            out.failures.append(_failure(short, _jest_message(suite.get("message") or "test file failed to run")))
     return out
 
 

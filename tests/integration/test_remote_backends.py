@@ -89,6 +89,40 @@ def test_e2b_dockerfile_bakes_the_environment_and_marks_it():
     assert layers_key(get_template("python"), layers) in text and e2b_backend.MARKER in text
 
 
+# A node-like template: installs write into $DEVLOOPER_ENV, the project sees node_modules through a link.
+LINKED = EnvTemplate(
+    name="linked",
+    description="an environment directory with a linked node_modules",
+    runtime="node",
+    setup_commands=['mkdir -p "$DEVLOOPER_ENV/node_modules/dep" && echo base > "$DEVLOOPER_ENV/node_modules/dep/index.js"'],
+    install_command='echo {packages} >> "$DEVLOOPER_ENV/installed"',
+    env_links=["node_modules"],
+    test_command="cat node_modules/dep/index.js",
+    manifest="package.json",
+)
+
+
+@pytest.mark.parametrize("backend", ["e2b", "modal"])
+async def test_the_environment_dir_and_its_links_exist_remotely(backend, fake_e2b, fake_modal):
+    async with make_sandbox(backend, LINKED, [layer("one")]) as box:
+        tested = await box.exec(LINKED.test_command, timeout=30)
+        assert tested.ok and tested.stdout == "base\n"  # node_modules in the workdir is the environment's
+        await box.add_layer(layer("two"), timeout=30)
+        assert await box.read_env_file("installed") == "one\ntwo\n"  # $DEVLOOPER_ENV, where installs write
+        with pytest.raises(FileNotFoundError):
+            await box.read_env_file("package.json")
+
+
+def test_e2b_dockerfile_for_react_defines_the_environment_and_links_node_modules():
+    text = e2b_backend.dockerfile(get_template("react"))
+    assert text.startswith("FROM node:20-bookworm-slim\n")
+    assert "DEVLOOPER_ENV=/opt/devlooper/env" in text.splitlines()[1]
+    steps = [line for line in text.splitlines() if line.startswith("RUN ")]
+    assert steps[0].endswith("ln -sfn /opt/devlooper/env/node_modules /workspace/node_modules")
+    assert '> "$DEVLOOPER_ENV/package.json"' in steps[1]
+    assert steps[-2].endswith('npm install --prefix "$DEVLOOPER_ENV" --no-audit --no-fund react@19 react-dom@19')
+
+
 async def test_e2b_layer_failure_is_data(fake_e2b):
     async with make_sandbox("e2b", TEMPLATE) as box:
         result = await box.add_layer(layer("broken"), timeout=30)

@@ -27,7 +27,7 @@ from ..state import Layer
 from ..templates.base import EnvTemplate
 from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
 from .process import OUTPUT_CAP
-from .remote import QUIET_ENV, base_steps, layer_command, remote_cwd, remote_path, shell
+from .remote import REMOTE_ENV, base_steps, layer_command, remote_cwd, remote_path, shell
 
 DEFAULT_TEMPLATE = "base"
 MARKER = "/etc/devlooper-env"  # keys of the environments baked into a custom E2B template
@@ -55,7 +55,7 @@ def dockerfile(template: EnvTemplate, layers: Sequence[Layer] = ()) -> str:
     """
     keys = [layers_key(template, layers[:n]) for n in range(len(layers) + 1)]
     steps = base_steps(template) + [layer_command(template, layer) for layer in layers]
-    lines = [f"FROM {template.image}", "ENV " + " ".join(f"{k}={v}" for k, v in QUIET_ENV.items())]
+    lines = [f"FROM {template.image}", "ENV " + " ".join(f"{k}={v}" for k, v in REMOTE_ENV.items())]
     lines += [f"RUN {step}" for step in steps]
     lines += [f"RUN mkdir -p {template.workdir} && printf '%s\\n' {' '.join(keys)} > {MARKER}"]
     lines += [f"WORKDIR {template.workdir}"]
@@ -178,7 +178,7 @@ class E2BSandbox(Sandbox):
             # holding a second, unbounded copy.
             result = await self.sbx.commands.run(
                 shell(command),
-                envs={**QUIET_ENV, **(env or {})},
+                envs={**REMOTE_ENV, **(env or {})},
                 user=user,
                 cwd=at or remote_cwd(self.template, cwd),
                 on_stdout=lambda s: out.write(s.encode()),

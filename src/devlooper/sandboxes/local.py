@@ -40,6 +40,8 @@ log = logging.getLogger("devlooper.sandbox")
 
 ENV_MOUNT = "/env"  # where the environment appears inside bubblewrap: a fixed path needs no relocation
 PIP_CACHE_MOUNT = "/cache/pip"
+NPM_CACHE_MOUNT = "/cache/npm"
+SHARED_CACHES = {"pip": PIP_CACHE_MOUNT, "npm": NPM_CACHE_MOUNT}  # download caches shared by builds
 BUILD_TIMEOUT = 900.0  # seconds for each step of the template's base environment
 Isolation = Literal["auto", "bwrap", "none"]
 _warned = False
@@ -132,7 +134,7 @@ class LocalSandbox(Sandbox):
             chown_tree(self.root / "tmp", *owner)
         self.cache = EnvCache(cache_root() / "envs" / ("bwrap" if self.isolated else "plain"))
         self.cache.clean_stale()
-        self._pip_cache()
+        self._shared_caches()
 
     async def close(self) -> None:
         if self.root is not None:
@@ -167,6 +169,7 @@ class LocalSandbox(Sandbox):
         """A cleared environment: nothing of the host's leaks in (no API keys)."""
         tmp = "/tmp" if self.isolated else str(self.root / "tmp")
         pip_cache = PIP_CACHE_MOUNT if self.isolated else str(cache_root() / "pip")
+        npm_cache = NPM_CACHE_MOUNT if self.isolated else str(cache_root() / "npm")
         env = {
             "PATH": ":".join([*runtimes.tool_path(self.template, Path(env_dir)), "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": f"{tmp}/home",
@@ -191,20 +194,23 @@ class LocalSandbox(Sandbox):
             "npm_config_audit": "false",
             "CARGO_TERM_PROGRESS_WHEN": "never",
             "DEVLOOPER_ENV": env_dir,  # the cached environment (read-only while tests run)
-            # Tests get no shared pip cache: an offline install must fail, not be served from it.
+            # Tests get no shared download cache: an offline install must fail, not be served from it.
             "PIP_CACHE_DIR": pip_cache if building else f"{tmp}/pip-cache",
+            "npm_config_cache": npm_cache if building else f"{tmp}/npm-cache",
         }
         if not building:  # no network while tests run: fail at once instead of retrying
             env["PIP_RETRIES"] = "0"
+            env["npm_config_fetch_retries"] = "0"  # else npm backs off for over a minute
         env.update(runtimes.env_vars(self.template, Path(env_dir), tmp))
         return env
 
-    def _pip_cache(self) -> None:
-        path = cache_root() / "pip"
-        path.mkdir(parents=True, exist_ok=True)
+    def _shared_caches(self) -> None:
         owner = bwrap.owner_ids() if self.isolated else None
-        if owner and path.stat().st_uid != owner[0]:
-            chown_tree(path, *owner)
+        for name in SHARED_CACHES:
+            path = cache_root() / name
+            path.mkdir(parents=True, exist_ok=True)
+            if owner and path.stat().st_uid != owner[0]:
+                chown_tree(path, *owner)
 
     async def exec(
         self,
@@ -271,7 +277,8 @@ class LocalSandbox(Sandbox):
             mounts = bwrap.Mounts(rw={str(self.workspace): self.template.workdir, str(self.root / "tmp"): "/tmp"})
             (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
             if building:
-                mounts.rw[str(cache_root() / "pip")] = PIP_CACHE_MOUNT
+                for name, mount in SHARED_CACHES.items():
+                    mounts.rw[str(cache_root() / name)] = mount
                 if isinstance(command, str):
                     for archive in bwrap.package_archives(command):
                         mounts.ro[os.path.realpath(archive)] = archive

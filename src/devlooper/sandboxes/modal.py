@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..state import Layer
 from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError
 from .process import OUTPUT_CAP
-from .remote import QUIET_ENV, base_steps, layer_command, remote_cwd, remote_path, shell
+from .remote import REMOTE_ENV, base_steps, layer_command, remote_cwd, remote_path, shell
 
 APP_NAME = os.environ.get("DEVLOOPER_MODAL_APP", "devlooper")
 LIFETIME = 3600  # seconds the sandbox lives at most
@@ -66,7 +66,7 @@ class ModalSandbox(Sandbox):
     def image_for(self, layers: Sequence[Layer]) -> Any:
         """The template's image with ``layers``, one cached Modal step each."""
         sdk = _sdk()
-        image = sdk.Image.from_registry(self.template.image).env(dict(QUIET_ENV))
+        image = sdk.Image.from_registry(self.template.image).env(dict(REMOTE_ENV))
         for step in base_steps(self.template):
             image = image.run_commands(step)
         for layer in layers:
@@ -155,7 +155,7 @@ class ModalSandbox(Sandbox):
                 shell(command),
                 timeout=max(1, math.ceil(timeout)),
                 workdir=remote_cwd(self.template, cwd),
-                env={**QUIET_ENV, **(env or {})},
+                env={**REMOTE_ENV, **(env or {})},
                 text=False,
             )
             await asyncio.gather(_drain(proc.stdout, out), _drain(proc.stderr, err))

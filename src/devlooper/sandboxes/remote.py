@@ -2,7 +2,10 @@
 
 A remote sandbox gets its toolchain from the template's image; the steps of
 the template (setup commands, base packages) and the layers are either baked
-into a prebuilt image or replayed on a fresh sandbox.
+into a prebuilt image or replayed on a fresh sandbox. ``$DEVLOOPER_ENV`` is a
+fixed directory there (``ENV_DIR``), made by the first step together with the
+template's ``env_links`` into the workdir, so a template's commands work on
+every backend alike.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from ..paths import normalize
 from ..state import Layer
 from ..templates.base import EnvTemplate
 
-# Pagers, prompts and progress bars off: nobody is at the terminal.
-QUIET_ENV = {
+ENV_DIR = "/opt/devlooper/env"  # $DEVLOOPER_ENV in a remote sandbox: what installs add
+
+# Pagers, prompts and progress bars off (nobody is at the terminal), and where the environment is.
+REMOTE_ENV = {
+    "DEVLOOPER_ENV": ENV_DIR,
     "PAGER": "cat",
     "GIT_PAGER": "cat",
     "MANPAGER": "cat",
@@ -29,6 +35,9 @@ QUIET_ENV = {
     "PIP_NO_INPUT": "1",
     "PIP_PROGRESS_BAR": "off",
     "npm_config_progress": "false",
+    "npm_config_fund": "false",
+    "npm_config_audit": "false",
+    "npm_config_update_notifier": "false",
     "CARGO_TERM_PROGRESS_WHEN": "never",
 }
 
@@ -48,9 +57,21 @@ def shell(command: str | Sequence[str]) -> str:
     return f"( {line} ) < /dev/null"
 
 
+def prepare_step(template: EnvTemplate) -> str:
+    """Make the environment directory and the workdir, and link ``env_links`` into the workdir.
+
+    A link may point at what is not installed yet (node_modules before npm runs)."""
+    lines = [f"mkdir -p {ENV_DIR} {shlex.quote(template.workdir)}"]
+    for name in template.env_links:
+        link = remote_path(template, name)
+        lines.append(f"mkdir -p {shlex.quote(posixpath.dirname(link))}")
+        lines.append(f"ln -sfn {shlex.quote(posixpath.join(ENV_DIR, normalize(name)))} {shlex.quote(link)}")
+    return " && ".join(lines)
+
+
 def base_steps(template: EnvTemplate) -> list[str]:
     """The template's own environment steps, before any layer."""
-    steps = list(template.setup_commands)
+    steps = [prepare_step(template), *template.setup_commands]
     if template.base_packages:
         steps.append(template.install_command.format(packages=" ".join(shlex.quote(p) for p in template.base_packages)))
     return steps

@@ -20,7 +20,9 @@ from ..templates.base import EnvTemplate
 def create_command(template: EnvTemplate, env_dir: Path) -> list[str] | None:
     """The command that creates an empty environment at ``env_dir`` (None: just a directory)."""
     if template.runtime == "python":
-        return [sys.executable, "-m", "venv", str(env_dir)]
+        # The base interpreter, not devlooper's own venv: a venv under /tmp (a fresh
+        # clone there) is out of bubblewrap's sight, which gives the sandbox its own /tmp.
+        return [os.path.realpath(sys.executable), "-m", "venv", str(env_dir)]
     return None
 
 

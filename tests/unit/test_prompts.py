@@ -68,3 +68,17 @@ def test_strip_fences():
     assert prompts.strip_fences("```python\nx = 1\n```") == "x = 1\n"
     assert prompts.strip_fences("x = 1") == "x = 1\n"
     assert prompts.strip_fences("```\nfirst\n```\nand prose") == "```\nfirst\n```\nand prose\n"
+
+
+def test_diagnose_and_plan_see_each_failure_within_a_budget():
+    state = _state("F")
+    state["diagnosis"] = "f returns 1"
+    text = prompts.diagnose(state, get_template("python"), 2_000)[-1].content
+    assert "Failing tests (1 failed, 2 passed):\n- tests/test_core.py::test_f: assert 1 == 2" in text
+    plan = prompts.plan_fix(state, get_template("python"), "")[-1].content
+    assert "- tests/test_core.py::test_f: assert 1 == 2" in plan
+
+    many = [{"name": f"t{i}", "message": "E" * 700} for i in range(100)]
+    state["test_runs"][0].update(failed=100, failures=many)
+    shown = prompts.diagnose(state, get_template("python"), 2_000)[-1].content
+    assert shown.count("- t") < 12 and "more failing tests" in shown

@@ -71,11 +71,24 @@ def _show(files: dict[str, str], paths: list[str]) -> str:
     return "\n\n".join(f"--- {p}\n{files[p]}" for p in paths) or "(none)"
 
 
+FAILURES_BUDGET = 6_000  # characters of per-failure excerpts shown to diagnose and plan
+
+
 def _failures(run: TestRun) -> str:
-    if not run.get("failures"):
+    """One excerpt per failing test, as the results parser read them, within a budget."""
+    failures = run.get("failures") or []
+    if not failures:
         return ""
-    lines = [f"- {f['name']}: {f['message']}" for f in run["failures"][:20]]
-    return "Failing tests:\n" + "\n".join(lines) + "\n"
+    lines, used = [], 0
+    for failure in failures:
+        message = failure["message"].replace("\n", "\n    ")
+        line = f"- {failure['name']}: {message}"
+        if used + len(line) > FAILURES_BUDGET and lines:
+            lines.append(f"- ... and {len(failures) - len(lines)} more failing tests")
+            break
+        lines.append(line)
+        used += len(line)
+    return f"Failing tests ({run['failed']} failed, {run['passed']} passed):\n" + "\n".join(lines) + "\n"
 
 
 def plan_project(prompt: str, template: EnvTemplate) -> list[BaseMessage]:
@@ -121,6 +134,7 @@ def plan_fix(state: State, template: EnvTemplate, action_notes: str, notes: str 
         prompt=state["prompt"],
         tree=tree(state.get("files", {})),
         diagnosis=state["diagnosis"],
+        failures=_failures(state["test_runs"][-1]) if state.get("test_runs") else "",
         action_notes=action_notes or "(none)",
         install_hint=template.install_command.format(packages="..."),
         history=render_history(state),

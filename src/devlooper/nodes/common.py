@@ -12,6 +12,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
+from ..bounded import clip
 from ..context import Context
 from ..manifest import build_manifest
 from ..memory import make_edit
@@ -20,6 +21,9 @@ from ..sandboxes.base import ExecResult, Sandbox
 from ..sandboxes.pool import sandbox_for
 from ..state import ActionResult, FileEdit, Layer, State
 from ..templates import EnvTemplate, get_template
+
+
+MANIFEST_DIFF_LIMIT = 4_000  # characters of a manifest edit's diff kept in the state
 
 
 def context_of(runtime: Runtime[Context] | None) -> Context:
@@ -88,7 +92,14 @@ async def sync_manifest(
     """After an install: the manifest files that now differ, and their edits."""
     changes = await build_manifest(box, template, files)
     reason = "the manifest follows the environment after an install"
-    return changes, [make_edit(iteration, path, files.get(path), text, reason) for path, text in changes.items()]
+    edits = []
+    for path, text in changes.items():
+        edit = make_edit(iteration, path, files.get(path), text, reason)
+        # A lock file's diff runs to thousands of machine-written lines: the hashes
+        # are what loop detection compares, a bounded excerpt is enough to read.
+        edit["diff"] = clip(edit["diff"], MANIFEST_DIFF_LIMIT)[0]
+        edits.append(edit)
+    return changes, edits
 
 
 def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:

@@ -41,7 +41,10 @@ class Context:
     )
     template: str = field(
         default="python",
-        metadata={"description": "Environment template used when the input names none."},
+        metadata={
+            "description": "Environment template used when the input names none: python, react, rust, "
+            "or the path of a user template (.toml file or folder)."
+        },
     )
     max_iterations: int = field(
         default=10,

@@ -18,7 +18,7 @@ from ..manifest import build_manifest
 from ..memory import make_edit
 from ..models import Recorder, load_chat_model, recorder_for
 from ..sandboxes.base import ExecResult, Sandbox
-from ..sandboxes.pool import sandbox_for
+from ..sandboxes.pool import release, sandbox_for
 from ..state import ActionResult, FileEdit, Layer, State
 from ..templates import EnvTemplate, get_template
 
@@ -109,7 +109,15 @@ def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[...,
         @functools.wraps(fn)
         async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             started = time.monotonic()
-            update = await fn(state, runtime)
+            try:
+                update = await fn(state, runtime)
+            except BaseException:
+                # The run stops here (an error, a cancel, or an interrupt that waits for a
+                # human): free its sandbox now, not at process exit, since a server lives
+                # on. Whatever continues the run rebuilds the sandbox from the state.
+                if state.get("run_id"):
+                    await release(state["run_id"])
+                raise
             update["timings"] = {name: time.monotonic() - started}
             return update
 

@@ -8,11 +8,14 @@ and the validator below still rejects an action missing what its kind needs.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from .paths import normalize
+
+# A path from the model: relative to the project root and inside it (``paths.normalize``).
+ProjectPath = Annotated[str, AfterValidator(normalize)]
 
 # A package spec as pip, npm or cargo take it: a name, extras, a version bound, a path to a local
 # package, or an option of the install command (cargo add's --path, --features, --dev).
@@ -28,13 +31,8 @@ def _package(spec: str) -> str:
 
 
 class FileSpec(BaseModel):
-    path: str = Field(description="Path relative to the project root, e.g. voronoi/core.py.")
+    path: ProjectPath = Field(description="Path relative to the project root, e.g. voronoi/core.py.")
     purpose: str = Field(description="What the file contains and how it relates to the others.")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return normalize(v)
 
 
 class ProjectPlan(BaseModel):
@@ -66,15 +64,10 @@ class Action(BaseModel):
         description="fix_file: rewrite or create a file; delete_file: remove a file; "
         "install: add packages to the environment; command: run a shell command in the environment."
     )
-    path: str | None = Field(default=None, description="For fix_file and delete_file: the file's path.")
+    path: ProjectPath | None = Field(default=None, description="For fix_file and delete_file: the file's path.")
     instructions: str = Field(default="", description="For fix_file: exactly what to change and why.")
     packages: list[str] = Field(default_factory=list, description="For install: package names or specs.")
     command: str | None = Field(default=None, description="For command: the shell command to run.")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str | None) -> str | None:
-        return None if v is None else normalize(v)
 
     @field_validator("packages")
     @classmethod
@@ -104,13 +97,8 @@ class DebugPlan(BaseModel):
 
 
 class FileContent(BaseModel):
-    path: str = Field(description="Path relative to the project root.")
+    path: ProjectPath = Field(description="Path relative to the project root.")
     content: str = Field(description="The whole file.")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return normalize(v)
 
 
 class TemplateDraft(BaseModel):

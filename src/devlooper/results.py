@@ -16,6 +16,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from .bounded import clip
 from .state import TestFailure
 from .templates.base import EnvTemplate
 
@@ -31,10 +32,7 @@ class Results:
 
 
 def _failure(name: str, message: str) -> TestFailure:
-    message = message.strip()
-    if len(message) > MESSAGE_LIMIT:
-        message = message[: MESSAGE_LIMIT // 2] + "\n[...]\n" + message[-MESSAGE_LIMIT // 2 :]
-    return TestFailure(name=name, message=message)
+    return TestFailure(name=name, message=clip(message.strip(), MESSAGE_LIMIT)[0])
 
 
 # --- JUnit XML -------------------------------------------------------------------

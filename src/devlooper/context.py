@@ -1,12 +1,15 @@
 """Run-time configuration, passed to the graph as ``context`` (not state).
 
-Every field falls back to an environment variable ``DEVLOOPER_<FIELD>`` when it
-is left at its default, so a server deployment is configured the same way as the
-CLI. Studio renders the field descriptions in its configuration panel.
+Every field that was not given falls back to an environment variable
+``DEVLOOPER_<FIELD>``, so a server deployment is configured the same way as the
+CLI. A value that was given always wins, even when it equals the default:
+``--sandbox local`` with ``DEVLOOPER_SANDBOX=e2b`` set runs locally. Studio
+renders the field descriptions in its configuration panel.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -38,6 +41,13 @@ class Context:
     sandbox: str = field(
         default="local",
         metadata={"description": "Where generated code runs: local, e2b or modal."},
+    )
+    isolation: str = field(
+        default="bwrap",
+        metadata={
+            "description": "How the local sandbox confines generated code: bwrap (bubblewrap, required by "
+            "default; the run refuses to start without it) or none (a plain subprocess: accept the risk)."
+        },
     )
     template: str = field(
         default="python",
@@ -98,13 +108,29 @@ class Context:
         },
     )
 
-    def __post_init__(self) -> None:
+    def _fill_from_env(self, given: set[str]) -> None:
+        """Fields that were not given take ``DEVLOOPER_<FIELD>`` when it is set."""
         for f in fields(self):
             env = os.environ.get(f"DEVLOOPER_{f.name.upper()}")
-            if env is None or f.name == "chat_model" or getattr(self, f.name) != f.default:
+            if env is None or f.name in given or f.name == "chat_model":
                 continue
             kind = type(f.default) if f.default is not None else str
             setattr(self, f.name, _flag(env) if kind is bool else kind(env))
+
+
+# The generated __init__ cannot tell a value that was given from its default; this
+# wrapper can, and every entry point (the CLI, the Python API, a server's context
+# dict, which LangGraph turns into ``Context(**context)``) goes through it.
+_dataclass_init = Context.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init(self: Context, **given: Any) -> None:
+    _dataclass_init(self, **given)
+    self._fill_from_env(set(given))
+
+
+Context.__init__ = _init  # type: ignore[method-assign]
 
 
 def _flag(value: str) -> bool:

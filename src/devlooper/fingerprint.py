@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from .memory import content_hash
-from .state import Fingerprint, Layer, State, TestRun
+from .layers import Layer
+from .state import Fingerprint, State, TestRun
 
 # Lines of output kept as the failure signature when no failing test was parsed.
 TAIL_LINES = 15

@@ -17,7 +17,8 @@ the newest fingerprint against the earlier ones:
 
 from __future__ import annotations
 
-from .state import Best, Detection, Fingerprint, Layer, LoopEvent, State, TestRun
+from .layers import Layer
+from .state import Best, Detection, Fingerprint, LoopEvent, State, TestRun
 
 DEFAULT_WINDOW = 3
 

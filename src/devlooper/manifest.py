@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from .cargo_manifest import cargo_dependencies
 from .sandboxes.base import Sandbox
-from .state import Layer
+from .layers import Layer
 from .templates.base import EnvTemplate
 
 FREEZE = (

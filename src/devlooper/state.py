@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
+from .layers import Layer
+
 Status = Literal["running", "passed", "gave_up", "stuck", "error"]
 
 
@@ -37,14 +39,6 @@ def add_counts(current: dict[str, float] | None, update: dict[str, float] | None
     for key, value in (update or {}).items():
         merged[key] = merged.get(key, 0) + value
     return merged
-
-
-class Layer(TypedDict):
-    """One step that changed the environment, replayed in order to rebuild it."""
-
-    kind: Literal["install", "command"]
-    spec: str  # packages separated by spaces, or a shell command
-    iteration: int
 
 
 class ActionResult(TypedDict):

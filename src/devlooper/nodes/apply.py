@@ -20,15 +20,13 @@ from ..schemas import Action
 from ..state import ActionResult, Layer, State
 from .common import (
     context_of,
-    install_layer,
     model_of,
     owned_by_environment,
-    run_env_step,
     sandbox_of,
-    sync_manifest,
     template_of,
     timed,
 )
+from .environment import install_layer, run_env_step, sync_manifest
 
 
 @timed("apply")

@@ -1,9 +1,8 @@
-"""What every node needs: its context, the template, the model and the sandbox."""
+"""Node plumbing: the run's context, template, model and sandbox, and node timing."""
 
 from __future__ import annotations
 
 import functools
-import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
@@ -12,18 +11,12 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
-from ..bounded import clip
 from ..context import Context
-from ..manifest import build_manifest
-from ..memory import make_edit
 from ..models import Recorder, load_chat_model, recorder_for
-from ..sandboxes.base import ExecResult, Sandbox
+from ..sandboxes.base import Sandbox
 from ..sandboxes.pool import release, sandbox_for
-from ..state import ActionResult, FileEdit, Layer, State
+from ..state import State
 from ..templates import EnvTemplate, get_template
-
-
-MANIFEST_DIFF_LIMIT = 4_000  # characters of a manifest edit's diff kept in the state
 
 
 def context_of(runtime: Runtime[Context] | None) -> Context:
@@ -64,42 +57,8 @@ async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = 
         state.get("files", {}) if files is None else files,
         layer_timeout=ctx.install_timeout,
         layer_network=ctx.layer_network,
+        isolation=ctx.isolation,
     )
-
-
-def install_layer(packages: list[str], iteration: int) -> Layer:
-    return Layer(kind="install", spec=" ".join(shlex.quote(p) for p in packages), iteration=iteration)
-
-
-async def run_env_step(box: Sandbox, layer: Layer, ctx: Context) -> tuple[Layer | None, ActionResult]:
-    """Run an install or command; a failure is recorded for the next diagnosis, never raised."""
-    result: ExecResult = await box.add_layer(layer, timeout=ctx.install_timeout)
-    action = ActionResult(
-        iteration=layer["iteration"],
-        kind=layer["kind"],
-        target=layer["spec"],
-        ok=result.ok,
-        exit_code=result.exit_code,
-        output=result.output[-4000:],
-        duration=round(result.duration, 3),
-    )
-    return (layer if result.ok else None), action
-
-
-async def sync_manifest(
-    box: Sandbox, template: EnvTemplate, files: dict[str, str], iteration: int
-) -> tuple[dict[str, str], list[FileEdit]]:
-    """After an install: the manifest files that now differ, and their edits."""
-    changes = await build_manifest(box, template, files)
-    reason = "the manifest follows the environment after an install"
-    edits = []
-    for path, text in changes.items():
-        edit = make_edit(iteration, path, files.get(path), text, reason)
-        # A lock file's diff runs to thousands of machine-written lines: the hashes
-        # are what loop detection compares, a bounded excerpt is enough to read.
-        edit["diff"] = clip(edit["diff"], MANIFEST_DIFF_LIMIT)[0]
-        edits.append(edit)
-    return changes, edits
 
 
 def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Sequence
 
 from ..errors import ConfigError
-from ..state import Layer
+from ..layers import Layer
 from ..templates.base import EnvTemplate
 from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, SandboxTimeoutError
 
@@ -34,9 +34,12 @@ def make_sandbox(
     run_id: str = "run",
     *,
     layer_network: bool = True,
+    isolation: str | None = None,
 ) -> Sandbox:
     """Construct (not start) a sandbox of backend ``name``."""
-    spec = SandboxSpec(template=template, layers=list(layers), run_id=run_id, layer_network=layer_network)
+    spec = SandboxSpec(
+        template=template, layers=list(layers), run_id=run_id, layer_network=layer_network, isolation=isolation
+    )
     return sandbox_class(name)(spec)
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..errors import DevlooperError
 from ..paths import normalize
-from ..state import Layer
+from ..layers import Layer
 
 if TYPE_CHECKING:
     from ..templates.base import EnvTemplate
@@ -70,6 +70,7 @@ class SandboxSpec:
     layers: Sequence[Layer] = field(default_factory=list)
     run_id: str = "run"
     layer_network: bool = True  # installs and environment commands may reach the network
+    isolation: str | None = None  # local backend: "bwrap" or "none" (Context.isolation); None: the default
 
 
 def layers_key(template: EnvTemplate, layers: Sequence[Layer]) -> str:

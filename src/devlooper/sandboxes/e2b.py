@@ -23,7 +23,7 @@ from types import ModuleType
 
 from ..bounded import BoundedBuffer
 from ..errors import ConfigError
-from ..state import Layer
+from ..layers import Layer
 from ..templates.base import EnvTemplate
 from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
 from .process import OUTPUT_CAP

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from ..state import Layer
+from ..layers import Layer
 
 LOCK_POLL = 0.2  # seconds between two tries to take a build lock
 

@@ -29,7 +29,7 @@ from typing import Literal
 from platformdirs import user_cache_dir
 
 from ..paths import normalize, resolve_inside
-from ..state import Layer
+from ..layers import Layer
 from . import bwrap, runtimes
 from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
 from .envcache import EnvCache, chown_tree, copy_tree, relocate
@@ -97,7 +97,7 @@ class LocalSandbox(Sandbox):
     ) -> None:
         super().__init__(spec)
         self.limits = limits or Limits.from_env()
-        self.isolation: str = isolation or os.environ.get("DEVLOOPER_ISOLATION", "auto")
+        self.isolation: str = isolation or spec.isolation or os.environ.get("DEVLOOPER_ISOLATION", "auto")
         self.isolated = False
         self.root: Path | None = None
         self.workspace: Path | None = None

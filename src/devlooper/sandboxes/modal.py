@@ -22,7 +22,7 @@ from typing import Any
 
 from ..bounded import BoundedBuffer
 from ..errors import ConfigError
-from ..state import Layer
+from ..layers import Layer
 from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError
 from .process import OUTPUT_CAP
 from .remote import REMOTE_ENV, base_steps, layer_command, remote_cwd, remote_path, shell

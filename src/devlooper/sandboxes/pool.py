@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..state import Layer
+from ..layers import Layer
 from ..templates.base import EnvTemplate
 from . import make_sandbox
 from .base import Sandbox, SandboxStartupError
@@ -28,6 +28,7 @@ async def sandbox_for(
     *,
     layer_timeout: float,
     layer_network: bool = True,
+    isolation: str | None = None,
 ) -> Sandbox:
     lock = _locks.setdefault(run_id, asyncio.Lock())
     async with lock:
@@ -39,7 +40,9 @@ async def sandbox_for(
             await release(run_id)
             box = None
         if box is None:
-            box = make_sandbox(backend, template, layers, run_id=run_id, layer_network=layer_network)
+            box = make_sandbox(
+                backend, template, layers, run_id=run_id, layer_network=layer_network, isolation=isolation
+            )
             await box.start()
             _live[run_id] = box
         for layer in layers[len(box.layers) :]:

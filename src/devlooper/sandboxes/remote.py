@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Sequence
 
 from ..paths import normalize
-from ..state import Layer
+from ..layers import Layer
 from ..templates.base import EnvTemplate
 
 ENV_DIR = "/opt/devlooper/env"  # $DEVLOOPER_ENV in a remote sandbox: what installs add

@@ -53,6 +53,11 @@ class EnvTemplate(BaseModel):
         default=None, description="Workspace path the test command writes its results to (junit, jest)."
     )
     manifest: str = Field(description="File that lists the project's packages (requirements.txt, package.json).")
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Build outputs and caches the tools write into the workspace (target, __pycache__): "
+        "not project files, so never taken into the state or the output. fnmatch patterns on a name or a path.",
+    )
     guidance: str = Field(default="", description="Conventions the model must follow for this template.")
     example_files: dict[str, str] = Field(
         default_factory=dict, description="A minimal project whose tests pass: proves the template works."
@@ -69,6 +74,11 @@ class EnvTemplate(BaseModel):
         if "{packages}" not in command:
             raise ValueError("must contain {packages}")
         return command
+
+    def not_project(self) -> list[str]:
+        """Everything in the workspace that is not the project's: ``ignore``, the
+        results file and the links into the environment."""
+        return [*self.ignore, *([self.results_file] if self.results_file else []), *self.env_links]
 
     def environment_fingerprint(self) -> str:
         """What determines the environment (not the tests): keys the environment cache."""

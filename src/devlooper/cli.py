@@ -23,6 +23,7 @@ from . import __version__
 from .context import Context
 from .errors import ConfigError, DevlooperError
 from .models import REPLAY_PREFIX, load_chat_model, recorder_for
+from .nodes.common import sandbox_settings
 from .output import check_output_dir
 from .progress import Progress
 from .runner import history, resume, run
@@ -129,6 +130,7 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
         "base_url": getattr(args, "base_url", None),
         "record": getattr(args, "record", None),
         "sandbox": getattr(args, "sandbox", None),
+        "isolation": getattr(args, "isolation", None),
         "template": _template_ref(getattr(args, "template", None)),
         "max_iterations": args.max_iterations,
         "output_dir": args.output,
@@ -166,10 +168,18 @@ def _check(ctx: Context, force: bool, output: bool = True) -> Context:
 
 
 def _banner(ctx: Context, thread_id: str) -> None:
+    isolation = sandbox_settings(ctx)["isolation"]
     console.print(
         f"[bold]devlooper[/] · template [cyan]{ctx.template}[/] · sandbox [cyan]{ctx.sandbox}[/] "
-        f"· model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations · thread [cyan]{thread_id}[/]"
+        f"· isolation [cyan]{isolation}[/] · model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations "
+        f"· thread [cyan]{thread_id}[/]"
     )
+    if isolation == "none":
+        console.print(
+            "[bold red]warning:[/] isolation none: generated code runs unconfined, as you, "
+            "with your files and your network",
+            soft_wrap=True,
+        )
 
 
 def _done(final: dict, output_dir: str | None) -> int:

@@ -9,7 +9,7 @@ continues from the last step that finished, in a new process.
 The run's settings (model, sandbox, template, limits, output directory) are
 written into every checkpoint's metadata under ``devlooper_context``, so a
 resume or a fork from an earlier checkpoint runs with the same settings unless
-the caller overrides them.
+the caller overrides them; ``DEVLOOPER_*`` variables never change a recorded one.
 """
 
 from __future__ import annotations
@@ -109,11 +109,17 @@ def record_context(ctx: Context) -> str:
 
 
 def recorded_context(snapshot: StateSnapshot, **overrides: Any) -> Context:
-    """The context a checkpoint was written with, with ``overrides`` (non-None) applied."""
+    """The context a checkpoint was written with, with ``overrides`` (non-None) applied.
+
+    Every recorded setting counts as given, an empty one (no output directory, no
+    cassette) included: a ``DEVLOOPER_*`` variable set when the run is resumed
+    fills only a setting the checkpoint never recorded, it never changes the run.
+    """
     raw = (snapshot.metadata or {}).get(CONTEXT_KEY)
     names = {f.name for f in fields(Context)}
     recorded: dict[str, Any] = json.loads(raw) if raw else {}
-    data = {k: v for k, v in recorded.items() if k in names and v is not None}
+    # A None model means "a chat model object was used": that one must be given again.
+    data = {k: v for k, v in recorded.items() if k in names and not (k == "model" and v is None)}
     data.update({k: v for k, v in overrides.items() if v is not None})
     if "chat_model_class" in recorded and "chat_model" not in data and "model" not in data:
         raise ConfigError(

@@ -146,6 +146,9 @@ class OutputState(TypedDict):
 
 class State(InputState):
     run_id: str  # keys the live sandbox of this run
+    # Where generated code runs and how it is confined, as the run started:
+    # {"backend": "local", "isolation": "bwrap" | "none"}, or isolation "remote" for e2b/modal.
+    sandbox_settings: dict[str, str]
     env_template: dict  # the resolved template (EnvTemplate as a dict): a run never depends on its file again
     status: Status
     reason: str

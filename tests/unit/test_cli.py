@@ -1,6 +1,10 @@
+import asyncio
+import json
+
 import pytest
 
 from devlooper import cli
+from devlooper.runner import CONTEXT_KEY, checkpoint_of, compile_graph, open_saver
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
@@ -77,3 +81,92 @@ def test_loop_flags_fall_back_to_the_environment(monkeypatch, tmp_path):
     args = cli._parser().parse_args(["run", "x", "--output", str(tmp_path / "o")])
     ctx = cli._context(args)
     assert (ctx.interactive, ctx.keep_best, ctx.loop_window) == (False, True, 3)
+
+
+# --- an explicit choice wins over DEVLOOPER_*, on run and on resume ----------------
+# The cassette answers nothing, so a run stops at its first model call (exit 2, a
+# cassette error) after the runner has recorded the settings it used in the checkpoint.
+
+
+@pytest.fixture
+def wide_console():
+    width = cli.console.width
+    cli.console.width = 1_000  # one line per message, whatever the terminal
+    yield
+    cli.console.width = width
+
+
+def silent_model(tmp_path) -> str:
+    cassette = tmp_path / "silent.json"
+    cassette.write_text(json.dumps({"version": 1, "calls": []}))
+    return f"replay:{cassette}"
+
+
+def recorded(tmp_path, thread_id: str) -> dict:
+    async def read() -> dict:
+        async with open_saver(tmp_path / "db.sqlite") as saver:
+            snapshot = await checkpoint_of(compile_graph(saver), thread_id)
+        return json.loads(snapshot.metadata[CONTEXT_KEY])
+
+    return asyncio.run(read())
+
+
+def start(capsys, tmp_path, *flags: str) -> tuple[int, str]:
+    return run_cli(
+        capsys, "run", "x", "--model", silent_model(tmp_path), "--output", str(tmp_path / "o"),
+        "--db", str(tmp_path / "db.sqlite"), "--thread-id", "t1", *flags,
+    )
+
+
+def test_an_explicit_sandbox_template_and_budget_beat_the_environment(capsys, tmp_path, monkeypatch, wide_console):
+    monkeypatch.setenv("DEVLOOPER_SANDBOX", "e2b")  # would need E2B_API_KEY, which is not set
+    monkeypatch.setenv("DEVLOOPER_TEMPLATE", "rust")
+    monkeypatch.setenv("DEVLOOPER_MAX_ITERATIONS", "2")
+    code, text = start(capsys, tmp_path, "--sandbox", "local", "--template", "python", "--max-iterations", "10")
+    assert "E2B" not in text and "no reply for call 'plan_project'" in text, text
+    assert "template python · sandbox local" in text and "up to 10 iterations" in text
+    used = recorded(tmp_path, "t1")
+    assert (used["sandbox"], used["template"], used["max_iterations"]) == ("local", "python", 10)
+
+
+def test_the_environment_fills_only_what_was_not_given(capsys, tmp_path, monkeypatch, wide_console):
+    monkeypatch.setenv("DEVLOOPER_MAX_ITERATIONS", "2")
+    start(capsys, tmp_path)
+    assert recorded(tmp_path, "t1")["max_iterations"] == 2
+
+
+def test_resume_keeps_the_recorded_settings_over_the_environment(capsys, tmp_path, monkeypatch, wide_console):
+    code, _ = start(capsys, tmp_path, "--max-iterations", "7")
+    assert code == 2
+    monkeypatch.setenv("DEVLOOPER_SANDBOX", "e2b")
+    monkeypatch.setenv("DEVLOOPER_MAX_ITERATIONS", "2")
+    monkeypatch.setenv("DEVLOOPER_MODEL", "openai:gpt-4o")  # would need OPENAI_API_KEY
+    monkeypatch.setenv("DEVLOOPER_OUTPUT_DIR", str(tmp_path / "elsewhere"))
+    code, text = run_cli(capsys, "resume", "t1", "--db", str(tmp_path / "db.sqlite"))
+    assert "E2B" not in text and "OPENAI_API_KEY" not in text and "no reply for call 'plan_project'" in text, text
+    assert "sandbox local" in text and "up to 7 iterations" in text
+
+
+def test_resume_options_still_beat_the_recorded_settings(capsys, tmp_path, monkeypatch, wide_console):
+    start(capsys, tmp_path, "--max-iterations", "7")
+    code, text = run_cli(capsys, "resume", "t1", "--db", str(tmp_path / "db.sqlite"), "--max-iterations", "3")
+    assert "up to 3 iterations" in text, text
+
+
+def test_the_banner_shows_the_isolation(capsys, tmp_path, wide_console):
+    _, text = start(capsys, tmp_path)
+    assert "isolation bwrap" in text and "unconfined" not in text
+    assert recorded(tmp_path, "t1")["isolation"] == "bwrap"
+
+
+def test_the_banner_warns_when_generated_code_runs_unconfined(capsys, tmp_path, monkeypatch, wide_console):
+    monkeypatch.setenv("DEVLOOPER_ISOLATION", "none")
+    _, text = start(capsys, tmp_path)
+    assert "isolation none" in text and "warning: isolation none: generated code runs unconfined" in text
+    assert recorded(tmp_path, "t1")["isolation"] == "none"
+
+
+def test_a_remote_sandbox_is_shown_as_remote_isolation(capsys, tmp_path, monkeypatch, wide_console):
+    monkeypatch.setenv("E2B_API_KEY", "e2b-test")  # the run stops at its first model call, before any sandbox
+    _, text = start(capsys, tmp_path, "--sandbox", "e2b")
+    assert "sandbox e2b · isolation remote" in text and "unconfined" not in text, text

@@ -93,3 +93,30 @@ async def test_a_new_prompt_on_a_used_thread_is_refused(tmp_path):
         await saver.aput(config, empty_checkpoint(), {"source": "input", "step": -1}, {})
     with pytest.raises(ConfigError, match="thread used already holds a run"):
         await run("another prompt", Context(model="replay:none.json"), thread_id="used", db=db)
+
+
+def test_recorded_settings_beat_the_environment_even_when_empty(monkeypatch):
+    # Recorded at the start: no output directory, no cassette, no base URL, 7 iterations.
+    ctx = Context(model="replay:c.json", max_iterations=7)
+    monkeypatch.setenv("DEVLOOPER_MAX_ITERATIONS", "2")
+    monkeypatch.setenv("DEVLOOPER_OUTPUT_DIR", "/tmp/elsewhere")
+    monkeypatch.setenv("DEVLOOPER_RECORD", "/tmp/elsewhere.json")
+    monkeypatch.setenv("DEVLOOPER_BASE_URL", "http://127.0.0.1:9/v1")
+    back = recorded_context(snapshot(ctx))
+    assert back.max_iterations == 7
+    assert (back.output_dir, back.record, back.base_url) == (None, None, None)
+    assert recorded_context(snapshot(ctx), output_dir="/tmp/given").output_dir == "/tmp/given"
+
+
+def test_the_environment_fills_a_setting_the_checkpoint_never_recorded(monkeypatch):
+    # A checkpoint written before a setting existed: the variable fills it.
+    raw = json.loads(record_context(Context(model="replay:c.json")))
+    del raw["loop_window"]
+    monkeypatch.setenv("DEVLOOPER_LOOP_WINDOW", "5")
+    back = recorded_context(SimpleNamespace(metadata={CONTEXT_KEY: json.dumps(raw)}))
+    assert back.loop_window == 5 and back.model == "replay:c.json"
+
+
+def test_the_isolation_is_recorded_with_the_settings():
+    assert json.loads(record_context(Context(isolation="none")))["isolation"] == "none"
+    assert recorded_context(snapshot(Context(isolation="none"))).isolation == "none"

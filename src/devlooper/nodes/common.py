@@ -30,6 +30,13 @@ def context_of(runtime: Runtime[Context] | None) -> Context:
     return Context()
 
 
+def sandbox_settings(ctx: Context) -> dict[str, str]:
+    """Where the run's generated code runs and how it is confined: the backend and,
+    for the local one, its isolation (``bwrap`` or ``none``); a remote backend's
+    code runs on its provider's machines (``remote``)."""
+    return {"backend": ctx.sandbox, "isolation": ctx.isolation if ctx.sandbox == "local" else "remote"}
+
+
 def template_of(state: State, ctx: Context) -> EnvTemplate:
     """The run's template: as resolved when it started, else by name or path."""
     if state.get("env_template"):

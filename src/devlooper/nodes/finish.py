@@ -12,7 +12,7 @@ from ..manifest import build_manifest
 from ..output import write_output
 from ..sandboxes.pool import release
 from ..state import State
-from .common import context_of, sandbox_of, template_of, timed
+from .common import context_of, sandbox_of, sandbox_settings, template_of, timed
 
 
 def outcome(state: State, ctx: Context) -> tuple[str, str]:
@@ -39,6 +39,7 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
         "template": state.get("template"),
         "model": ctx.model if ctx.chat_model is None else type(ctx.chat_model).__name__,
         "sandbox": ctx.sandbox,
+        "isolation": sandbox_settings(ctx)["isolation"],  # "none": the generated code ran unconfined
         "test_runs": [
             {k: r[k] for k in ("iteration", "exit_code", "timed_out", "passed", "failed", "duration")}
             for r in state.get("test_runs", [])

@@ -17,6 +17,7 @@ from .common import (
     model_of,
     owned_by_environment,
     sandbox_of,
+    sandbox_settings,
     template_of,
     timed,
 )
@@ -50,6 +51,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
     run_id = state.get("run_id") or uuid.uuid4().hex
     update: dict = {
         "run_id": run_id,
+        "sandbox_settings": sandbox_settings(ctx),
         "template": template.name,
         "env_template": template.model_dump(mode="json"),
         "status": "running",

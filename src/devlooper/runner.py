@@ -34,6 +34,7 @@ from .errors import ConfigError
 from .graph import builder
 from .models import continue_recording
 from .sandboxes.pool import release_all
+from .server_root import local_caller
 
 CONTEXT_KEY = "devlooper_context"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -216,7 +217,8 @@ async def run(
                 "or start a new one with another thread id"
             )
         config = _config(thread_id, context, callbacks=callbacks)
-        return await _drive(graph, payload, config, context, on_update, ask)
+        with local_caller():  # the machine's user's run: its paths are not confined (server_root)
+            return await _drive(graph, payload, config, context, on_update, ask)
 
 
 async def resume(
@@ -256,7 +258,8 @@ async def resume(
         # Only a fork names its checkpoint: naming the latest one would add a fork
         # checkpoint to a plain resume.
         config = _config(thread_id, ctx, checkpoint_id, callbacks)
-        return await _drive(graph, None, config, ctx, on_update, ask)
+        with local_caller():
+            return await _drive(graph, None, config, ctx, on_update, ask)
 
 
 async def checkpoint_of(graph: CompiledStateGraph, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:

@@ -15,19 +15,25 @@ from ..context import Context
 from ..models import Recorder, load_chat_model, recorder_for
 from ..sandboxes.base import Sandbox
 from ..sandboxes.pool import release, sandbox_for
+from ..server_root import confine
 from ..state import State
 from ..templates import EnvTemplate, get_template
 
 
 def context_of(runtime: Runtime[Context] | None) -> Context:
-    """The run's context; a server may hand over a dict or nothing at all."""
+    """The run's context; a server may hand over a dict or nothing at all.
+
+    A server client's paths are confined to the server's root here, in every node
+    (the first one refuses a bad path before any model call; a later one, when a
+    client continues the thread with another context).
+    """
     ctx = getattr(runtime, "context", None)
-    if isinstance(ctx, Context):
-        return ctx
     if isinstance(ctx, dict):
         names = {f.name for f in fields(Context)}
-        return Context(**{k: v for k, v in ctx.items() if k in names})
-    return Context()
+        ctx = Context(**{k: v for k, v in ctx.items() if k in names})
+    elif not isinstance(ctx, Context):
+        ctx = Context()
+    return confine(ctx)
 
 
 def sandbox_settings(ctx: Context) -> dict[str, str]:

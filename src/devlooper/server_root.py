@@ -36,6 +36,13 @@ ROOT_VARIABLE = "DEVLOOPER_SERVER_ROOT"
 # The package every LangGraph API server (dev, up, Platform) runs the graph from.
 SERVER_PACKAGE = "langgraph_api"
 
+
+
+class ServerPathError(ConfigError, ValueError):
+    """A path a server client may not use. Also a ValueError: the LangGraph server
+    shows a ValueError's message to its client, and hides other errors' messages."""
+
+
 # Copied into every task a run starts, so each node of a run driven here sees it.
 _local_caller: ContextVar[bool] = ContextVar("devlooper_local_caller", default=False)
 
@@ -62,17 +69,23 @@ def server_root() -> Path:
     return root.resolve()
 
 
+def must_confine() -> bool:
+    """Whether the running graph serves a client: a server process, a run not driven by the runner."""
+    return serves_clients() and not _local_caller.get()
+
+
 def confine(ctx: Context) -> Context:
     """The context with its paths resolved under the server's root, for a run a client
-    started; a :class:`ConfigError` for a path outside it or a non-empty output."""
-    if _local_caller.get() or not serves_clients():
+    started; a :class:`ConfigError` for a path outside it or a non-empty output.
+    It touches the disk: call it off the event loop."""
+    if not must_confine():
         return ctx
     root = server_root()
     changes: dict[str, str] = {}
     if ctx.output_dir:
         out = _inside(root, ctx.output_dir, "output_dir")
         if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-            raise ConfigError(
+            raise ServerPathError(
                 f"output_dir {out} exists and is not an empty directory; a server client cannot "
                 "replace files: choose a new output_dir"
             )
@@ -80,7 +93,9 @@ def confine(ctx: Context) -> Context:
     if ctx.record:
         cassette = _inside(root, ctx.record, "record")
         if cassette.is_dir():
-            raise ConfigError(f"record {cassette} is a directory; name a cassette file")
+            raise ServerPathError(f"record {cassette} is a directory; name a cassette file")
+        # The cassette is rewritten after every model call; its folder may be new.
+        cassette.parent.mkdir(parents=True, exist_ok=True)
         changes["record"] = str(cassette)
     return replace(ctx, **changes) if changes else ctx
 
@@ -90,7 +105,7 @@ def _inside(root: Path, given: str, name: str) -> Path:
     # No expanduser: "~" would be the server user's home, which a client does not choose.
     path = (root / given).resolve()  # an absolute ``given`` replaces ``root``
     if path == root or not path.is_relative_to(root):
-        raise ConfigError(
+        raise ServerPathError(
             f"{name} {given!r} is outside the server's root {root} ({ROOT_VARIABLE}): "
             "a server client may only write under it; give a path relative to it"
         )

@@ -47,11 +47,18 @@ def langgraph_cli() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's root: its clients' outputs and cassettes go under it."""
+    return tmp_path_factory.mktemp("server-root")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {
         **os.environ,
+        "DEVLOOPER_SERVER_ROOT": str(root),
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "1",
         "LANGSMITH_TRACING": "false",
@@ -108,20 +115,28 @@ async def test_schemas_give_studio_its_forms(server: str):
     assert context["max_iterations"]["default"] == 10
 
 
-async def test_a_whole_run_through_the_sdk(server: str, tmp_path: Path):
-    script = replies(BAD, **{"diagnose:1": "add subtracts", "plan:1": FIX, "fix_file:1:adder.py": GOOD})
+def write_cassette(tmp_path: Path, script: dict) -> Path:
     cassette = tmp_path / "cassette.json"
     cassette.write_text(json.dumps({"version": 1, "calls": [{"key": k, "reply": v} for k, v in script.items()]}))
-    out = tmp_path / "out"
+    return cassette
+
+
+async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Path):
+    script = replies(BAD, **{"diagnose:1": "add subtracts", "plan:1": FIX, "fix_file:1:adder.py": GOOD})
+    cassette = write_cassette(tmp_path, script)
 
     client = langgraph_sdk.get_client(url=server)
     thread = await client.threads.create()
+    out = root / "runs" / thread["thread_id"]  # a client's relative output_dir lands under the root
     nodes = []
     async for part in client.runs.stream(
         thread["thread_id"],
         "devlooper",
         input={"prompt": "an adder", "template": "python"},
-        context={"model": f"replay:{cassette}", "output_dir": str(out), "max_iterations": 4},
+        context={
+            "model": f"replay:{cassette}", "output_dir": f"runs/{thread['thread_id']}", "max_iterations": 4,
+            "record": f"runs/{thread['thread_id']}.json",
+        },
         stream_mode="updates",
     ):
         assert part.event != "error", part.data
@@ -137,6 +152,52 @@ async def test_a_whole_run_through_the_sdk(server: str, tmp_path: Path):
     assert (out / "adder.py").read_text() == GOOD
     report = json.loads((out / ".devlooper" / "report.json").read_text())
     assert report["thread_id"] == thread["thread_id"]
+    recorded = json.loads((root / "runs" / f"{thread['thread_id']}.json").read_text())
+    assert [c["key"] for c in recorded["calls"]][0] == "plan_project"
+    # The isolation the run's code ran with, through the API and in the report.
+    assert values["sandbox_settings"] == {"backend": "local", "isolation": "bwrap"}
+    assert report["isolation"] == values["report"]["isolation"] == "bwrap"
 
     history = await client.threads.get_history(thread["thread_id"], limit=50)
     assert len(history) >= 8  # a checkpoint per step, kept by the server's own persistence
+
+
+async def refusal(client, context: dict) -> dict:
+    """A run the server refuses: the error event a client gets, and the nodes that ran."""
+    thread = await client.threads.create()
+    errors, nodes = [], []
+    async for part in client.runs.stream(
+        thread["thread_id"], "devlooper", input={"prompt": "an adder", "template": "python"},
+        context=context, stream_mode="updates",
+    ):
+        if part.event == "error":
+            errors.append(part.data)
+        elif part.event == "updates":
+            nodes += list(part.data)
+    assert nodes == [] and len(errors) == 1, (nodes, errors)
+    return errors[0]
+
+
+async def test_a_client_cannot_write_outside_the_root_or_over_files(server: str, root: Path, tmp_path: Path):
+    # A cassette with no replies: a run that got past the path check would fail on its first model call.
+    model = f"replay:{write_cassette(tmp_path, {})}"
+    client = langgraph_sdk.get_client(url=server)
+    outside = tmp_path / "outside"
+
+    error = await refusal(client, {"model": model, "output_dir": str(outside)})
+    assert error["error"] == "ServerPathError" and "is outside the server's root" in error["message"], error
+    error = await refusal(client, {"model": model, "output_dir": "../outside"})
+    assert "is outside the server's root" in error["message"], error
+    error = await refusal(client, {"model": model, "record": str(outside / "cassette.json")})
+    assert "record" in error["message"] and "is outside the server's root" in error["message"], error
+
+    (root / "out-link").symlink_to(tmp_path, target_is_directory=True)
+    error = await refusal(client, {"model": model, "output_dir": "out-link/outside"})
+    assert "is outside the server's root" in error["message"], error
+    assert not outside.exists()
+
+    (root / "taken").mkdir()
+    (root / "taken" / "keep.txt").write_text("precious")
+    error = await refusal(client, {"model": model, "output_dir": "taken"})
+    assert "a server client cannot replace files" in error["message"], error
+    assert (root / "taken" / "keep.txt").read_text() == "precious"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import pytest
 
 from devlooper import Context, ReplayChatModel, graph, run
 from devlooper.errors import CassetteError, ConfigError
-from devlooper.nodes.common import context_of
-from devlooper.server_root import SERVER_PACKAGE
+from devlooper.server_root import SERVER_PACKAGE, ServerPathError, confine
 
 
 @pytest.fixture
@@ -47,13 +46,13 @@ async def start(**context) -> list[str]:
 
 
 def confined(**context) -> Context:
-    return context_of(SimpleNamespace(context=context))
+    return confine(Context(**context))
 
 
 @pytest.mark.usefixtures("serving")
 async def test_an_output_outside_the_root_is_refused_before_any_model_call(root: Path, tmp_path: Path):
     model, calls = counting_model()
-    with pytest.raises(ConfigError, match="output_dir .* is outside the server's root"):
+    with pytest.raises(ServerPathError, match="output_dir .* is outside the server's root"):
         await graph.ainvoke({"prompt": "x"}, context=Context(chat_model=model, output_dir=str(tmp_path / "out")))
     assert calls == [] and not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="outside the server's root"):
@@ -84,6 +83,7 @@ async def test_a_non_empty_output_is_refused_with_no_force(root: Path):
 def test_relative_paths_resolve_under_the_root(root: Path):
     ctx = confined(output_dir="runs/a", record="runs/a.json", model="replay:c.json")
     assert (ctx.output_dir, ctx.record) == (str(root / "runs" / "a"), str(root / "runs" / "a.json"))
+    assert (root / "runs").is_dir()  # the cassette is written from the first model call on
     assert confined(output_dir=str(root / "b")).output_dir == str(root / "b")  # absolute, inside: kept
     assert confined(output_dir="~/x").output_dir == str(root / "~" / "x")  # not the server user's home
     with pytest.raises(ConfigError, match="outside the server's root"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from ..context import Context
 from ..models import Recorder, load_chat_model, recorder_for
 from ..sandboxes.base import Sandbox
 from ..sandboxes.pool import release, sandbox_for
-from ..server_root import confine
+from ..server_root import confine, must_confine
 from ..state import State
 from ..templates import EnvTemplate, get_template
 
@@ -23,17 +24,27 @@ from ..templates import EnvTemplate, get_template
 def context_of(runtime: Runtime[Context] | None) -> Context:
     """The run's context; a server may hand over a dict or nothing at all.
 
-    A server client's paths are confined to the server's root here, in every node
-    (the first one refuses a bad path before any model call; a later one, when a
-    client continues the thread with another context).
+    In a node wrapped by :func:`timed` it is already confined (see :func:`confined`).
     """
     ctx = getattr(runtime, "context", None)
+    if isinstance(ctx, Context):
+        return ctx
     if isinstance(ctx, dict):
         names = {f.name for f in fields(Context)}
-        ctx = Context(**{k: v for k, v in ctx.items() if k in names})
-    elif not isinstance(ctx, Context):
-        ctx = Context()
-    return confine(ctx)
+        return Context(**{k: v for k, v in ctx.items() if k in names})
+    return Context()
+
+
+async def confined(runtime: Runtime[Context]) -> Runtime[Context]:
+    """The runtime with a server client's paths confined to the server's root
+    (:mod:`devlooper.server_root`): a path it may not use is a ConfigError here,
+    before the node runs, so the first node refuses it before any model call and a
+    later one when a client continues the thread with another context."""
+    if not must_confine():
+        return runtime
+    # Resolving links and listing the output touch the disk: off the server's event loop.
+    checked = await asyncio.to_thread(confine, context_of(runtime))
+    return runtime.override(context=checked)
 
 
 def sandbox_settings(ctx: Context) -> dict[str, str]:
@@ -82,6 +93,7 @@ def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[...,
         async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             started = time.monotonic()
             try:
+                runtime = await confined(runtime)
                 update = await fn(state, runtime)
             except BaseException:
                 # The run stops here (an error, a cancel, or an interrupt that waits for a

@@ -236,7 +236,8 @@ async def resume(
 
     The sandbox is rebuilt from the state (template, layers, files), so this
     works in a new process after a crash. Settings come from the checkpoint;
-    keyword ``overrides`` (e.g. ``max_iterations=20``, ``chat_model=...``) win.
+    keyword ``overrides`` (e.g. ``max_iterations=20``, ``chat_model=...``) win,
+    ``DEVLOOPER_*`` variables do not (see :func:`recorded_context`).
     ``prepare`` may check or adjust the context before anything runs.
 
     Forking runs the graph again from an earlier checkpoint: the new steps are

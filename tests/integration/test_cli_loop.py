@@ -79,6 +79,8 @@ def test_without_interactive_a_loop_exits_1_as_stuck_and_keep_best_writes_the_be
     assert "loop, model warned:" in text and "stuck: stuck in a loop at run 4" in text
     report = json.loads((tmp_path / "out" / ".devlooper" / "report.json").read_text())
     assert report["status"] == "stuck" and report["iterations"] == 4
+    # The confinement the generated code ran under, in the banner and in the report.
+    assert "sandbox local · isolation bwrap" in text and report["isolation"] == "bwrap"
     # Run 1 (a - b) and run 2 (a * b) both pass one test: the first stays the best.
     assert report["output"]["iteration"] == 1 and report["output"]["tests_pass"] is False
     assert (tmp_path / "out" / "adder.py").read_text() == BAD

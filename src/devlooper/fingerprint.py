@@ -28,6 +28,9 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
     # or a quote, after the line numbers above have been cut from its end.
     (re.compile(r"(?:/private)?/(?:tmp|var/tmp|var/folders|dev/shm)/[^\s:'\",()\[\]]*"), "<tmp>"),
     (re.compile(r"[A-Za-z]:\\[^\s:'\"]*\\Temp\\[^\s:'\",()]*"), "<tmp>"),
+    # The local sandbox's own directory (``devlooper-<run>-<random>``) wherever TMPDIR puts
+    # it: a resumed run gets a new one. What follows it inside the project stays.
+    (re.compile(r"(?:/[^\s/:'\",()\[\]]+)*/devlooper-\w+-\w+"), "<tmp>"),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|us|µs|sec|secs|seconds)\b"), "<time>"),
     (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\b"), "<time>"),  # 12:03:04 clock times
     (re.compile(r"[ \t]+"), " "),
@@ -41,19 +44,40 @@ def normalise(text: str) -> str:
     return text.strip()
 
 
+# The line ``bounded.clip`` and the sandboxes' bounded buffers put where they dropped text.
+_DROPPED = re.compile(r"^\[\.\.\. \d+ (?:characters|bytes) dropped \.\.\.\]$")
+
+
 def _hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def message_signature(message: str) -> str:
+    """One failure's message, normalised then hashed. Give it the whole message: a
+    clipped one depends on where the clip fell, which the noise normalised here moves."""
+    return _hash(normalise(message))
+
+
+def _tail(output: str) -> list[str]:
+    """The output's last lines, from after the last drop: the line the drop cut in two
+    starts wherever the dropped length put it, and the drop's own line counts it."""
+    lines = output.splitlines()
+    cuts = [i for i, line in enumerate(lines) if _DROPPED.match(line)]
+    if cuts:
+        lines = lines[cuts[-1] + 2 :]
+    return [normalise(ln) for ln in lines if ln.strip()][-TAIL_LINES:]
 
 
 def failure_signature(run: TestRun) -> str:
     """Failing test ids with their normalised errors; the output's tail when none were parsed."""
     if run["exit_code"] == 0:
         return _hash(["green"])
-    failures = sorted({(f["name"], normalise(f["message"])) for f in run.get("failures", [])})
+    failures = sorted(
+        {(f["name"], f.get("signature") or message_signature(f["message"])) for f in run.get("failures", [])}
+    )
     if failures:
         return _hash([run["timed_out"], failures])
-    lines = [normalise(ln) for ln in run["output"].splitlines() if ln.strip()]
-    return _hash([run["exit_code"], run["timed_out"], lines[-TAIL_LINES:]])
+    return _hash([run["exit_code"], run["timed_out"], _tail(run["output"])])
 
 
 def workspace_hash(files: dict[str, str]) -> str:
@@ -84,6 +108,10 @@ def fingerprint(state: State, run: TestRun) -> Fingerprint:
     workspace = workspace_hash(files)
     before = layers_hash([x for x in layers if x["iteration"] < it - 1])
     contexts = {"install": _hash([before]), "command": _hash([before, workspace])}
+    # What the plan was applied to: the state of the run before (nothing changes the
+    # files or layers between a run and the plan made after it).
+    previous = state.get("fingerprints", [])
+    applied_to = _hash([previous[-1]["workspace"], previous[-1]["layers"]]) if previous else None
     steps = [
         {"kind": r["kind"], "target": r["target"], "ok": r["ok"], "context": contexts[r["kind"]]}
         for r in state.get("action_results", [])
@@ -97,6 +125,7 @@ def fingerprint(state: State, run: TestRun) -> Fingerprint:
         plan=plan_hash(plans[-1]) if plans else None,
         patch=_hash(edits) if edits else None,
         steps=steps,
+        applied_to=applied_to,
         exit_code=run["exit_code"],
         passed=run["passed"],
         failed=run["failed"],

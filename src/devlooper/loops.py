@@ -5,12 +5,13 @@ and tests can check it without a model or a sandbox. Five detectors look at
 the newest fingerprint against the earlier ones:
 
 1. ``repeat``: the plan (or the set of file edits) of an iteration is
-   identical to an earlier one.
+   identical to an earlier one and was applied to the same code and the same
+   environment (a retry after either changed is a new attempt).
 2. ``cycle``: the code and environment are back to an earlier state
    (A -> B -> A, and longer cycles); staying put (A -> A) is not a cycle.
 3. ``same_failure``: the same failure signature for K runs in a row.
-4. ``no_progress``: K runs in a row without more passing tests than the best
-   before them (once at least one test has passed).
+4. ``no_progress``: K runs in a row none of which passes more tests than the
+   best run before them (once at least one test has passed).
 5. ``failed_retry``: an install or command that failed is tried again in an
    unchanged environment (and fails again).
 """
@@ -30,6 +31,9 @@ def _span(first: int, last: int) -> str:
 def _repeat(last: Fingerprint, earlier: list[Fingerprint]) -> Detection | None:
     n = last["iteration"] - 1  # the plan that led to this run was made at iteration n
     for fp in earlier:
+        # Fingerprints of older checkpoints have no ``applied_to``: None matches None there.
+        if fp.get("applied_to") != last.get("applied_to"):
+            continue  # applied to other code or another environment: a new attempt
         if last["plan"] and fp["plan"] == last["plan"]:
             m = fp["iteration"] - 1
             return Detection(kind="repeat", iterations=[m, n], detail=f"the plan of iteration {n} repeats the plan of iteration {m}")
@@ -70,17 +74,19 @@ def _same_failure(fps: list[Fingerprint], window: int) -> Detection | None:
 
 
 def _no_progress(fps: list[Fingerprint], window: int) -> Detection | None:
-    if len(fps) < window or window < 2:
+    # The K runs compared are the last K; the best is taken over the runs before
+    # them only, so the run that set it is never counted as one without progress.
+    if len(fps) <= window or window < 2:
         return None
-    recent = fps[-window:]
+    recent, before = fps[-window:], fps[:-window]
     if all(fp["passed"] == 0 and fp["failed"] == 0 for fp in recent):
         return None  # no counts were parsed: nothing to measure progress by
-    base = max(fp["passed"] for fp in fps[: len(fps) - window + 1])
+    base = max(fp["passed"] for fp in before)
     if base == 0:
         # Nothing has passed yet: a run that gets from one import error to the
         # next is progress this count cannot see. Repeats and cycles still can.
         return None
-    if any(fp["passed"] > base for fp in recent[1:]):
+    if any(fp["passed"] > base for fp in recent):
         return None
     its = [fp["iteration"] for fp in recent]
     return Detection(

@@ -3,14 +3,15 @@
 Installs change the environment, not the project's files; after each install
 (and at the end) the project's manifest is brought in line with what the
 environment holds, as an edit like any other, so the state, the prompts and
-the output all show it. Each runtime has its own manifest: pinned
-requirements for python, package.json with its lock for node, Cargo.toml
+the output all show it. Each runtime has its own manifest: every installed
+package pinned for python (whatever installed it), package.json with its lock for node, Cargo.toml
 dependencies for rust. A generic template's manifest is the model's to write.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 from collections.abc import Awaitable, Callable
@@ -20,18 +21,42 @@ from .sandboxes.base import Sandbox
 from .layers import Layer
 from .templates.base import EnvTemplate
 
-FREEZE = (
-    "python -c 'import importlib.metadata as m; "
-    "print(\"\\n\".join(f\"{d.name}=={d.version}\" for d in m.distributions()))'"
-)
+log = logging.getLogger("devlooper.manifest")
+
+# Every distribution the environment's python sees: name, version, and where it was
+# installed from when that was a URL, a path or a VCS checkout (PEP 610's direct_url.json).
+# importlib.metadata answers in tens of milliseconds where `pip freeze` takes half a second.
+FREEZE = """python -c '
+import importlib.metadata as m, json
+out = []
+for d in m.distributions():
+    try:
+        info = json.loads(d.read_text("direct_url.json") or "null")
+    except ValueError:
+        info = None
+    url = None
+    if isinstance(info, dict) and info.get("url") and not (info.get("dir_info") or {}).get("editable"):
+        vcs = info.get("vcs_info")
+        url = vcs.get("vcs", "git") + "+" + info["url"] + "@" + vcs.get("commit_id", "") if vcs else info["url"]
+    if d.metadata["Name"]:
+        out.append([d.metadata["Name"], d.version, url])
+print(json.dumps(out))
+'"""
+
+# What a bare `python -m venv` (or the python image) holds before anything is installed:
+# the packaging tools, which every environment brings and `pip freeze` leaves out too.
+# Listed only when the run asked for them by name.
+BARE_ENVIRONMENT = frozenset({"pip", "setuptools", "wheel", "distribute"})
 
 
 def _name(spec: str) -> str:
-    return re.split(r"[\[<>=!~ ;@]", spec, maxsplit=1)[0].strip().lower().replace("_", "-")
+    """A requirement's project name, normalised as PEP 503 compares them."""
+    name = re.split(r"[\[<>=!~ ;@]", spec, maxsplit=1)[0].strip()
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def requested_packages(template: EnvTemplate, layers: list[Layer]) -> list[str]:
-    """Every package asked for during the run, base packages first, in order, once."""
+    """Every package asked for by name during the run, base packages first, in order, once."""
     specs = list(template.base_packages)
     for layer in layers:
         if layer["kind"] == "install":
@@ -44,22 +69,44 @@ def requested_packages(template: EnvTemplate, layers: list[Layer]) -> list[str]:
     return out
 
 
+def _installed(freeze_output: str) -> dict[str, str] | None:
+    """name -> requirement line for each distribution of the environment (the first of a
+    name wins, as on sys.path); None when the listing cannot be read."""
+    try:
+        rows = json.loads(freeze_output.strip().splitlines()[-1])
+        lines: dict[str, str] = {}
+        for name, version, url in rows:
+            lines.setdefault(_name(name), f"{name} @ {url}" if url else f"{name}=={version}")
+        return lines
+    except (IndexError, ValueError, TypeError):
+        return None
+
+
 async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[str, str]) -> dict[str, str]:
-    """requirements.txt: the project's own lines, then each installed package pinned."""
-    # importlib.metadata answers in tens of milliseconds where `pip freeze` takes half a second.
+    """requirements.txt: the project's own lines, then every package the environment holds, pinned.
+
+    Derived from the environment, not from the install actions: a package a command
+    installed (``pip install x`` as a command, a setup script) is in the output's
+    manifest too. What the run asked for comes first, in order; what those pulled in
+    follows by name. The packaging tools a bare environment has are left out."""
     freeze = await box.exec(FREEZE, timeout=120)
-    pinned = {}
-    for line in freeze.stdout.splitlines():
-        if "==" in line:
-            pinned[_name(line.split("==")[0])] = line.strip()
+    installed = _installed(freeze.stdout) if freeze.ok else None
+    asked = requested_packages(template, box.layers)
     existing = [ln.strip() for ln in files.get(template.manifest, "").splitlines() if ln.strip()]
-    have = {_name(ln) for ln in existing if not ln.startswith("#")}
+    have = {_name(ln) for ln in existing if not ln.startswith(("#", "-"))}
     lines = list(existing)
-    for spec in requested_packages(template, box.layers):
-        name = _name(spec)
+    if installed is None:
+        # The environment could not be listed (its python is broken): what was asked for,
+        # unpinned, rather than no manifest at all.
+        log.warning("could not list the environment's packages: %s", freeze.output[-500:])
+        wanted = [(_name(spec), spec) for spec in asked]
+    else:
+        rest = sorted(name for name in installed if name not in BARE_ENVIRONMENT)
+        wanted = [(name, installed[name]) for name in [*map(_name, asked), *rest] if name in installed]
+    for name, line in wanted:
         if name not in have:
             have.add(name)
-            lines.append(pinned.get(name, spec))
+            lines.append(line)
     return {template.manifest: "\n".join(lines) + "\n"}
 
 

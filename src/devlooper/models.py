@@ -101,11 +101,11 @@ class ReplayChatModel(BaseChatModel):
         if callable(reply):
             reply = reply(messages)
         tools = kwargs.get("tools")
-        if tools:
+        args = _arguments(reply) if tools else None
+        if args is not None:
             name = tools[0]["function"]["name"]
-            args = reply if isinstance(reply, dict) else json.loads(reply)
             message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{key}"}])
-        else:
+        else:  # plain text, or a structured call answered in words (recorded as such): no tool call
             message = AIMessage(content=reply if isinstance(reply, str) else json.dumps(reply))
         usage = entry.get("usage") or {}
         if usage:
@@ -124,6 +124,17 @@ class ReplayChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return self._generate(messages, stop, run_manager, **kwargs)
+
+
+def _arguments(reply: str | dict) -> dict | None:
+    """A structured reply's arguments: a dict, or a string holding a JSON object; None for words."""
+    if isinstance(reply, dict):
+        return reply
+    try:
+        value = json.loads(reply)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 # --- recording ---------------------------------------------------------------
@@ -226,6 +237,23 @@ async def ask_text(
     return text, usage
 
 
+def _said(raw: BaseMessage | None, parsed: BaseModel | None) -> str | dict:
+    """A structured attempt as a cassette keeps it: the validated object, else the
+    arguments the model gave (a dict, or the text of arguments that were not JSON),
+    else its words. Replayed, each is as valid or invalid as it was."""
+    if parsed is not None:
+        return parsed.model_dump(mode="json")
+    calls = getattr(raw, "tool_calls", None) or []
+    if calls:
+        return calls[0]["args"]
+    invalid = getattr(raw, "invalid_tool_calls", None) or []
+    if invalid:
+        return str(invalid[0].get("args") or "")
+    if raw is None:
+        return ""
+    return raw.text if isinstance(raw.text, str) else raw.text()
+
+
 async def ask_structured(
     model: BaseChatModel,
     messages: list[BaseMessage],
@@ -241,15 +269,16 @@ async def ask_structured(
     attempt_key = key
     for attempt in range(retries + 1):
         out = await runnable.ainvoke(messages, config=call_config(attempt_key))
-        for name, value in usage_of(out.get("raw")).items():
+        raw, parsed = out.get("raw"), out.get("parsed")
+        for name, value in usage_of(raw).items():
             total[name] += value
-        parsed = out.get("parsed")
+        if recorder:
+            # Every attempt, valid or not, under the key replay asks for it by: a replay
+            # takes the same turns (retry, give up) as the recorded session did.
+            await asyncio.to_thread(recorder.add, attempt_key, _said(raw, parsed), usage_of(raw))
         if parsed is not None:
-            if recorder:
-                reply = parsed.model_dump(mode="json")
-                await asyncio.to_thread(recorder.add, attempt_key, reply, usage_of(out.get("raw")))
             return parsed, total
-        error = out.get("parsing_error")
+        error = out.get("parsing_error") or "there was no structured reply (the tool was not called)"
         messages = [
             *messages,
             HumanMessage(f"Your reply did not match the required schema:\n{error}\nReply again, fixing that."),

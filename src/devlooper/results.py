@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from .bounded import clip
+from .fingerprint import message_signature
 from .state import TestFailure
 from .templates.base import EnvTemplate
 
@@ -32,7 +33,9 @@ class Results:
 
 
 def _failure(name: str, message: str) -> TestFailure:
-    return TestFailure(name=name, message=clip(message.strip(), MESSAGE_LIMIT)[0])
+    """A failure with a bounded excerpt of its message, and the signature of all of it."""
+    message = message.strip()
+    return TestFailure(name=name, message=clip(message, MESSAGE_LIMIT)[0], signature=message_signature(message))
 
 
 # --- JUnit XML -------------------------------------------------------------------

@@ -66,7 +66,12 @@ class FileEdit(TypedDict):
 
 class TestFailure(TypedDict):
     name: str
-    message: str
+    message: str  # clipped to a bounded excerpt
+    # Hash of the whole message with what differs between runs of the same failure
+    # normalised away, taken before clipping: where a clip cuts depends on the
+    # message's length, which addresses and paths change. Missing in checkpoints
+    # of older versions, where the clipped message stands in for it.
+    signature: NotRequired[str]
 
 
 class TestRun(TypedDict):
@@ -95,6 +100,9 @@ class Fingerprint(TypedDict):
     plan: str | None  # hash of the actions of the plan applied before this run
     patch: str | None  # hash of the file edits applied before this run
     steps: list[dict]  # installs and commands tried before this run: kind, target, ok, context
+    # Hash of the workspace and layers the plan was applied to (those of the run
+    # before); None for the first run. A plan is only a repeat on the same state.
+    applied_to: NotRequired[str | None]
     exit_code: int
     passed: int
     failed: int

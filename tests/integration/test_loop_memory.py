@@ -1,12 +1,13 @@
 """Loop memory end to end: scripted models that loop, the real sandbox and real pytest.
 
 Each scenario checks that the loop is detected within K (= 3) runs of its start,
-that the prompts show the history and the warning, and that at most two
-iterations are spent after the loop begins (a warning, then a stop).
+that the prompts show the history and the warning, and that the run stops at
+the run after the warning.
 
 A loop begins at the first test run that repeats something: the run after a
-repeated plan or install, the run that returns to an earlier state, or the
-first run that does not pass more tests than the one before it.
+plan that changed nothing or a repeated install, the run that returns to an
+earlier state, or the first run that does not pass more tests than the best
+before it (K such runs in a row are a loop, so that one is seen at its K-th run).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def events(state: dict) -> list[tuple[int, str, list[str]]]:
 
 def assert_stopped_as_stuck(state: dict, *, loop_start: int, warned_at: int) -> None:
     assert state["status"] == "stuck"
-    assert state["iteration"] - loop_start <= 2, "at most two iterations after the loop begins"
     assert warned_at - loop_start < 3, "detected within K iterations of its start"
+    assert state["iteration"] == warned_at + 1, "a warning, then a stop"
     rungs = [(it, rung) for it, rung, _ in events(state)]
     assert rungs == [(warned_at, "warned"), (warned_at + 1, "stopped")]
     assert state["reason"].startswith(f"stuck in a loop at run {warned_at + 1}: ")
@@ -79,23 +80,26 @@ def assert_stopped_as_stuck(state: dict, *, loop_start: int, warned_at: int) -> 
 async def test_a_repeated_patch_is_warned_then_stopped(output_dir: Path):
     script = Script().iterations(6, plan=lambda i: fix("multiply"), fixes=lambda i: TIMES)
     state = await run_scripted(script.replies, output_dir=str(output_dir))
-    # Plan 2 repeats plan 1, so run 3 is the first of the loop; run 4 is the last.
-    assert_stopped_as_stuck(state, loop_start=3, warned_at=3)
+    # Plan 1 changes the code; plan 2, the same plan on that new code, changes nothing, so
+    # run 3 is the first of the loop. Plan 3 repeats plan 2 on the same code and environment.
+    assert_stopped_as_stuck(state, loop_start=3, warned_at=4)
     assert "repeat" in events(state)[0][2]
-    warning = script.prompts["diagnose:3"]
+    warning = script.prompts["diagnose:4"]
     assert "WARNING: you are going in circles" in warning
-    assert "the plan of iteration 2 repeats the plan of iteration 1" in warning
-    assert "Do not repeat these changes" in warning and "+    return a * b" in warning
-    assert "WARNING" in script.prompts["plan:3"] and "WARNING" not in script.prompts["diagnose:2"]
+    assert "the plan of iteration 3 repeats the plan of iteration 2" in warning
+    assert "iteration 1 repeats" not in warning  # plan 1 was applied to other code
+    # Plans 2 and 3 edited nothing: no edit is listed as one not to repeat (plan 1's is not in the loop).
+    assert "+    return a * b" not in warning.split("WARNING")[1]
+    assert "WARNING" in script.prompts["plan:4"] and "WARNING" not in script.prompts["diagnose:3"]
     # Rung 1, always: the history, newest first, in diagnose and in plan.
-    history = script.prompts["diagnose:3"].split("What earlier iterations tried")[1]
-    assert history.index("iteration 2: multiply") < history.index("iteration 1: multiply")
-    assert "iteration 2: multiply -> nothing changed" in script.prompts["plan:3"]
-    assert "(same failure as run 2)" in script.prompts["diagnose:3"]
+    history = script.prompts["diagnose:4"].split("What earlier iterations tried")[1]
+    assert history.index("iteration 3: multiply") < history.index("iteration 2: multiply")
+    assert "iteration 3: multiply -> nothing changed" in script.prompts["plan:4"]
+    assert "(same failure as run 3)" in script.prompts["diagnose:4"]
     report = json.loads((output_dir / ".devlooper" / "report.json").read_text())
     assert report["status"] == "stuck" and report["reason"] == state["reason"]
     assert [e["rung"] for e in report["loop"]["events"]] == ["warned", "stopped"]
-    assert len(report["loop"]["fingerprints"]) == 4
+    assert len(report["loop"]["fingerprints"]) == 5
 
 
 async def test_an_oscillation_between_two_versions(output_dir: Path):
@@ -114,12 +118,14 @@ async def test_a_plateau_with_different_patches(output_dir: Path):
     versions = {1: TIMES, 2: POWER, 3: DOUBLE, 4: BAD}
     script = Script().iterations(4, plan=lambda i: fix(f"attempt {i}"), fixes=versions.get)
     state = await run_scripted(script.replies, output_dir=str(output_dir))
-    # Runs 1-3: a different failure each time (-1, 6, 8 != 5) and always 1 passed.
+    # Runs 1-4: a different failure each time (-1, 6, 8, 4 != 5) and always 1 passed.
     signatures = [fp["signature"] for fp in state["fingerprints"]]
-    assert len(set(signatures[:3])) == 3
-    assert events(state)[0] == (3, "warned", ["no_progress"])
-    assert_stopped_as_stuck(state, loop_start=2, warned_at=3)  # run 2 is the first without progress
-    assert "no more tests passed for 3 runs in a row (runs 1-3; best 1 passing)" in script.prompts["diagnose:3"]
+    assert len(set(signatures[:4])) == 4
+    assert events(state)[0] == (4, "warned", ["no_progress"])
+    # Run 2 is the first without progress; runs 2-4 are three of them (run 1 set the best).
+    assert_stopped_as_stuck(state, loop_start=2, warned_at=4)
+    assert "WARNING" not in script.prompts["diagnose:3"]
+    assert "no more tests passed for 3 runs in a row (runs 2-4; best 1 passing)" in script.prompts["diagnose:4"]
 
 
 async def test_a_failed_install_tried_again_unchanged(tmp_path: Path, output_dir: Path):
@@ -148,7 +154,7 @@ async def test_a_regression_is_told_and_keep_best_writes_the_best_state(output_d
     assert "The changes of iteration 1 made things worse: 0 tests pass now, 1 passed at run 1." in worse
     assert "The best run so far is run 1 (1 passed, 1 failed)" in worse
     assert "made things worse" in script.prompts["plan:2"]
-    assert_stopped_as_stuck(state, loop_start=2, warned_at=3)
+    assert_stopped_as_stuck(state, loop_start=2, warned_at=4)  # runs 2-4 pass fewer than run 1
     assert state["best"]["iteration"] == 1
     # --keep-best: the output holds run 1's files, marked as failing, not the last ones.
     assert (output_dir / "adder.py").read_text() == BAD
@@ -235,18 +241,18 @@ async def run_interactive(replies: dict, *answers: Any, **context: Any) -> tuple
 
 
 async def test_interactive_guidance_reaches_the_next_prompts_and_gets_out(output_dir: Path):
-    script = Script().iterations(3, plan=lambda i: fix("multiply"), fixes=lambda i: TIMES)
-    script.on("diagnose:4", "the human says: add").on("plan:4", fix("use + as the human said"))
-    script.replies["fix_file:4:adder.py"] = GOOD
+    script = Script().iterations(4, plan=lambda i: fix("multiply"), fixes=lambda i: TIMES)
+    script.on("diagnose:5", "the human says: add").on("plan:5", fix("use + as the human said"))
+    script.replies["fix_file:5:adder.py"] = GOOD
     state, questions = await run_interactive(script.replies, "add means a + b, not a * b", output_dir=str(output_dir))
     [question] = questions
-    assert question["iteration"] == 4 and "plan of iteration 3 repeats" in question["reason"]
+    assert question["iteration"] == 5 and "plan of iteration 4 repeats" in question["reason"]
     assert question["passed"] == 1 and question["failed"] == 1
-    for key in ("diagnose:4", "plan:4"):
+    for key in ("diagnose:5", "plan:5"):
         assert "A human looked at the loop and gave this guidance" in script.prompts[key]
         assert "add means a + b, not a * b" in script.prompts[key]
-    assert state["status"] == "passed" and state["iteration"] == 5
-    assert [(it, rung) for it, rung, _ in events(state)] == [(3, "warned"), (4, "asked")]
+    assert state["status"] == "passed" and state["iteration"] == 6
+    assert [(it, rung) for it, rung, _ in events(state)] == [(4, "warned"), (5, "asked")]
     assert state["loop_events"][-1]["guidance"] == "add means a + b, not a * b"
 
 
@@ -255,11 +261,11 @@ async def test_interactive_stop_or_a_dict_answer(output_dir: Path):
     state, questions = await run_interactive(
         script.replies, {"guidance": "try harder"}, "stop", output_dir=str(output_dir)
     )
-    assert len(questions) == 2 and [q["iteration"] for q in questions] == [4, 5]
-    assert "try harder" in script.prompts["diagnose:4"]
+    assert len(questions) == 2 and [q["iteration"] for q in questions] == [5, 6]
+    assert "try harder" in script.prompts["diagnose:5"]
     assert state["status"] == "stuck"
-    assert [(it, rung) for it, rung, _ in events(state)] == [(3, "warned"), (4, "asked"), (5, "stopped")]
-    assert "a human gave guidance at iteration 4" in state["reason"]
+    assert [(it, rung) for it, rung, _ in events(state)] == [(4, "warned"), (5, "asked"), (6, "stopped")]
+    assert "a human gave guidance at iteration 5" in state["reason"]
 
 
 async def test_interactive_without_a_checkpointer_stops_instead_of_pausing_forever():

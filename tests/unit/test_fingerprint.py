@@ -71,3 +71,57 @@ def test_fingerprint_describes_the_iteration_that_led_to_the_run():
     assert [(s["kind"], s["target"], s["ok"]) for s in fp["steps"]] == [("install", "nope", False)]
     first = fingerprint(state, _run("boom", iteration=1))
     assert first["plan"] is None and first["patch"] is None and first["steps"] == []
+
+
+def _junit(message: str) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    return (f'<testsuite><testcase classname="tests.test_a" name="test_x" file="tests/test_a.py">'
+            f"<failure message={quoteattr(message)}/></testcase></testsuite>")
+
+
+def test_a_long_failure_is_normalised_before_it_is_clipped():
+    # The same failure twice, its address a different length each time and cut by the clip of the message.
+    from devlooper.results import MESSAGE_LIMIT, parse_junit
+
+    def message(address: str) -> str:
+        return "AssertionError: " + "x" * MESSAGE_LIMIT + f" at {address} " + "y" * (MESSAGE_LIMIT // 2 - 8)
+
+    first, again = (parse_junit(_junit(message(a))).failures for a in ("0x7f3a2c1b5e60", "0x55aa0001"))
+    assert first[0]["message"] != again[0]["message"]  # clipped differently...
+    runs = [_run(failures=f) for f in (first, again)]
+    assert failure_signature(runs[0]) == failure_signature(runs[1])  # ...the same failure
+    other = parse_junit(_junit(message("0x1").replace("y", "z"))).failures
+    assert failure_signature(_run(failures=other)) != failure_signature(runs[0])
+
+
+def test_a_clipped_output_tail_does_not_depend_on_how_much_was_dropped():
+    from devlooper.bounded import clip
+
+    def output(address: str) -> str:
+        return clip(f"collecting at {address} " + "." * 70_000 + "\nE   SyntaxError: boom\n", 64_000)[0]
+
+    first, again = output("0x7f3a2c1b5e60"), output("0x1")
+    assert first != again
+    assert failure_signature(_run(output=first)) == failure_signature(_run(output=again))
+    assert failure_signature(_run(output=first)) != failure_signature(_run(output=first.replace("boom", "bang")))
+
+
+def test_a_sandbox_directory_outside_tmp_is_normalised():
+    # A resumed run gets a new sandbox directory; with TMPDIR elsewhere it is not under /tmp.
+    a = "ImportError while importing /work/scratch/devlooper-3f2a9c1b-k2j4h5g6/workspace/tests/test_a.py"
+    b = "ImportError while importing /work/scratch/devlooper-3f2a9c1b-p9q8r7s6/workspace/tests/test_a.py"
+    assert normalise(a) == normalise(b)
+    assert "devlooper-3f2a9c1b" not in normalise(a)
+
+
+def test_a_plan_is_fingerprinted_with_the_state_it_was_applied_to():
+    state = {"files": {"a.py": "x = 2\n"}, "layers": [],
+             "plans": [{"iteration": 1, "summary": "s", "actions": [{"kind": "command", "command": "make"}]}]}
+    first = fingerprint(state, _run("boom", iteration=1))
+    assert first["applied_to"] is None
+    before = {"iteration": 1, "workspace": "W1", "layers": "L1"}
+    moved = {"iteration": 1, "workspace": "W1", "layers": "L2"}
+    fp = fingerprint({**state, "fingerprints": [before]}, _run("boom", iteration=2))
+    assert fp["applied_to"] == fingerprint({**state, "fingerprints": [before]}, _run("bang", iteration=2))["applied_to"]
+    assert fp["applied_to"] != fingerprint({**state, "fingerprints": [moved]}, _run("boom", iteration=2))["applied_to"]

@@ -3,11 +3,22 @@
 from devlooper.loops import detect, improves, loop_reason, regression, still_stuck
 
 
-def fp(iteration: int, *, sig="S", ws=None, layers="L0", plan=None, patch=None, steps=(), passed=1, failed=1, exit_code=1):
+def fp(iteration: int, *, sig="S", ws=None, layers="L0", plan=None, patch=None, steps=(), passed=1, failed=1,
+       exit_code=1, on=None):
+    """A fingerprint; ``on`` is what its plan was applied to (the state of the run before)."""
     return {
         "iteration": iteration, "signature": sig, "workspace": ws or f"W{iteration}", "layers": layers,
         "plan": plan, "patch": patch, "steps": list(steps), "exit_code": exit_code, "passed": passed, "failed": failed,
+        "applied_to": on,
     }
+
+
+def chain(*fps):
+    """Fingerprints in a row, each plan applied to the workspace and layers of the run before, as in a real run."""
+    out = []
+    for f in fps:
+        out.append({**f, "applied_to": f"{out[-1]['workspace']}|{out[-1]['layers']}" if out else None})
+    return out
 
 
 def kinds(fps, window=3):
@@ -27,16 +38,33 @@ def test_green_is_never_a_loop():
 
 
 def test_a_repeated_plan():
-    fps = [fp(1, sig="A"), fp(2, sig="B", plan="p", passed=2), fp(3, sig="C", plan="p", passed=3)]
+    # Plan p changed nothing the first time, and is applied again to the same code and environment.
+    fps = chain(fp(1, sig="A", ws="A"), fp(2, sig="B", ws="A", plan="p", passed=2), fp(3, sig="C", plan="p", passed=3))
     [d] = detect(fps)
     assert d["kind"] == "repeat" and d["iterations"] == [1, 2]
     assert "plan of iteration 2 repeats the plan of iteration 1" in d["detail"]
 
 
 def test_a_repeated_patch_with_other_words():
-    fps = [fp(1, sig="A"), fp(2, sig="B", plan="p1", patch="e", passed=2), fp(3, sig="C", plan="p2", patch="e", passed=3)]
+    fps = [fp(1, sig="A"), fp(2, sig="B", plan="p1", patch="e", passed=2, on="X"),
+           fp(3, sig="C", plan="p2", patch="e", passed=3, on="X")]
     [d] = detect(fps)
     assert d["kind"] == "repeat" and "edits of iteration 2 repeat" in d["detail"]
+
+
+def test_a_retry_after_the_environment_changed_is_not_a_repeat():
+    # Plan p (say, a build command) fails; plan q installs what it lacked; p again then makes progress.
+    fps = chain(fp(1, sig="A", ws="A", layers="L0", passed=1), fp(2, sig="B", ws="A", layers="L0", plan="p", passed=1),
+                fp(3, sig="C", ws="A", layers="L1", plan="q", passed=1),
+                fp(4, sig="D", ws="B", layers="L2", plan="p", passed=3))
+    assert detect(fps) == []
+    # The same retry after the code changed (plan q edited a file) is not a repeat either.
+    code = chain(*fps[:2], fp(3, sig="C", ws="A2", plan="q", passed=1), fp(4, sig="D", ws="B", plan="p", passed=3))
+    assert detect(code) == []
+    # On the same code and environment (plan q changed nothing), it is one.
+    same = chain(*fps[:2], fp(3, sig="C", ws="A", plan="q", passed=1), fp(4, sig="D", ws="B", plan="p", passed=3))
+    [d] = detect(same)
+    assert d["kind"] == "repeat" and d["iterations"] == [1, 3]
 
 
 def test_a_return_to_an_earlier_state():
@@ -66,10 +94,12 @@ def test_the_same_failure_k_times():
 
 
 def test_no_more_passing_tests_for_k_runs():
-    fps = [fp(1, sig="a", passed=2), fp(2, sig="b", plan="1", passed=2), fp(3, sig="c", plan="2", passed=1)]
+    fps = [fp(1, sig="a", passed=2), fp(2, sig="b", plan="1", passed=2), fp(3, sig="c", plan="2", passed=1),
+           fp(4, sig="d", plan="3", passed=2)]
+    assert detect(fps[:3]) == []  # runs 2-3 are two runs without progress, not three
     [d] = detect(fps)
-    assert d["kind"] == "no_progress" and d["iterations"] == [1, 2, 3] and "best 2 passing" in d["detail"]
-    improving = fps[:2] + [fp(3, sig="c", plan="2", passed=3)]
+    assert d["kind"] == "no_progress" and d["iterations"] == [2, 3, 4] and "best 2 passing" in d["detail"]
+    improving = fps[:3] + [fp(4, sig="d", plan="3", passed=3)]
     assert detect(improving) == []
     # No counts at all (a runtime without a results parser): nothing to measure.
     blind = [fp(i, sig=str(i), plan=str(i), passed=0, failed=0) for i in range(1, 5)]
@@ -77,6 +107,17 @@ def test_no_more_passing_tests_for_k_runs():
     # Nothing passed yet, a different error each time (one missing module after another).
     imports = [fp(i, sig=str(i), plan=str(i), passed=0, failed=1) for i in range(1, 5)]
     assert detect(imports) == []
+
+
+def test_the_run_that_improved_is_not_counted_as_one_without_progress():
+    # Run 2 passes more than run 1: the runs without progress are 3, 4 and 5, so K = 3 is reached at run 5.
+    fps = [fp(i, sig=str(i), plan=str(i), passed=passed) for i, passed in enumerate([1, 2, 2, 2, 2], start=1)]
+    assert detect(fps[:4]) == []
+    [d] = detect(fps)
+    assert d["kind"] == "no_progress" and d["iterations"] == [3, 4, 5] and "best 2 passing" in d["detail"]
+    # A window of two: two runs in a row after the best, not one.
+    assert detect(fps[:3], window=2) == []
+    assert [d["iterations"] for d in detect(fps[:4], window=2)] == [[3, 4]]
 
 
 def test_an_unchanged_retry_of_a_failed_install():

@@ -47,7 +47,8 @@ def test_history_is_bounded_newest_first():
 def test_the_warning_names_the_loop_and_the_edits_not_to_repeat():
     state = oscillating()
     detections = detect(state["fingerprints"])
-    assert [d["kind"] for d in detections] == ["cycle", "no_progress"]
+    # Three runs at one passing test are not yet three runs without progress: none came before them.
+    assert [d["kind"] for d in detections] == ["cycle"]
     text = render_loop_warning(state, detections)
     assert text.startswith("WARNING: you are going in circles")
     assert "back to its state at run 1 (runs 1 -> 2 -> 3)" in text

@@ -90,6 +90,42 @@ async def test_recorded_session_replays_identically(tmp_path):
     assert plan == DebugPlan.model_validate(GOOD_PLAN)
 
 
+async def _record_then_replay(tmp_path, replies: dict):
+    """Ask for a plan through the real Recorder, then from its cassette: both outcomes, and the keys."""
+    cassette = tmp_path / "c.json"
+
+    async def outcome(model, recorder=None):
+        try:
+            plan, usage = await ask_structured(model, [HumanMessage("y")], DebugPlan, key="plan:1", recorder=recorder)
+            return plan, usage["calls"]
+        except MalformedOutput as exc:
+            return type(exc), str(exc)
+
+    recorded = await outcome(ReplayChatModel.from_replies(replies), Recorder(cassette, model="scripted"))
+    replayed = await outcome(load_chat_model(f"replay:{cassette}"))
+    return recorded, replayed, [c["key"] for c in json.loads(cassette.read_text())["calls"]]
+
+
+BAD_PLAN = {"summary": "escape", "actions": [{"kind": "fix_file", "path": "../../etc/passwd", "instructions": "x"}]}
+
+
+@pytest.mark.parametrize(
+    "first", [BAD_PLAN, "I would rather explain the fix in words."], ids=["invalid arguments", "no tool call"]
+)
+async def test_a_session_whose_reply_needed_a_retry_replays_to_the_same_plan(tmp_path, first):
+    recorded, replayed, keys = await _record_then_replay(tmp_path, {"plan:1": first, "plan:1#retry1": GOOD_PLAN})
+    assert recorded == (DebugPlan.model_validate(GOOD_PLAN), 2)
+    assert replayed == recorded
+    assert keys == ["plan:1", "plan:1#retry1"]
+
+
+async def test_a_session_whose_replies_never_validated_replays_to_the_same_failure(tmp_path):
+    recorded, replayed, keys = await _record_then_replay(tmp_path, {"plan:1*": BAD_PLAN})
+    assert recorded[0] is MalformedOutput and "escapes the workspace" in recorded[1]
+    assert replayed == recorded
+    assert keys == ["plan:1", "plan:1#retry1"]
+
+
 def test_missing_openai_key_names_the_variable_and_the_alternatives():
     with pytest.raises(ConfigError) as err:
         load_chat_model("openai:gpt-5.1")

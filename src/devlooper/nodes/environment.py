@@ -5,6 +5,7 @@ that follows them."""
 from __future__ import annotations
 
 import shlex
+import uuid
 
 from ..bounded import clip
 from ..context import Context
@@ -25,6 +26,8 @@ def install_layer(packages: list[str], iteration: int) -> Layer:
 
 async def run_env_step(box: Sandbox, layer: Layer, ctx: Context) -> tuple[Layer | None, ActionResult]:
     """Run an install or command; a failure is recorded for the next diagnosis, never raised."""
+    if layer["kind"] == "command" and not layer.get("once"):
+        layer = Layer(**layer, once=uuid.uuid4().hex)  # it really runs: see Layer.once
     result: ExecResult = await box.add_layer(layer, timeout=ctx.install_timeout)
     action = ActionResult(
         iteration=layer["iteration"],

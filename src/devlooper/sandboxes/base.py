@@ -102,19 +102,14 @@ def sha256_text(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
 
-def layers_key(template: EnvTemplate, layers: Sequence[Layer], run_id: str | None = None) -> str:
-    """A stable key for an environment: the template's setup plus the ordered layers.
-
-    With ``run_id``, an environment from a command layer on belongs to that run: a
-    command also changes the project, and a cached environment cannot replay that,
-    so another run must really run the command. The same run (a resume, a rebuild)
-    reuses it: the state already holds what the command did to the project."""
+def layers_key(template: EnvTemplate, layers: Sequence[Layer]) -> str:
+    """A stable key for an environment: the template's setup plus the ordered layers
+    (with a command's ``once``: see ``layers.Layer``)."""
     h = hashlib.sha256(template.environment_fingerprint().encode())
     for layer in layers:
         h.update(f"\0{layer['kind']}\0{layer['spec']}".encode())
-        if layer["kind"] == "command" and run_id is not None:
-            h.update(f"\0run\0{run_id}".encode())
-            run_id = None  # once is enough: every later key contains it
+        if layer.get("once"):
+            h.update(f"\0once\0{layer['once']}".encode())
     return h.hexdigest()[:24]
 
 

@@ -355,7 +355,7 @@ class LocalSandbox(Sandbox):
 
     # --- environment cache ---------------------------------------------------
     def _key(self, layers: Sequence[Layer]) -> str:
-        return layers_key(self.template, layers, run_id=self.spec.run_id)
+        return layers_key(self.template, layers)
 
     async def _ensure_env(self, layers: list[Layer], *, timeout: float = BUILD_TIMEOUT) -> tuple[Path | None, ExecResult]:
         """The cached environment for ``layers``, built from its cached prefix when missing.

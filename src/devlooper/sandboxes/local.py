@@ -32,7 +32,7 @@ from platformdirs import user_cache_dir
 from ..paths import normalize, resolve_inside
 from ..layers import Layer
 from . import bwrap, runtimes, workspace
-from .base import ExecResult, ProjectEntry, Sandbox, SandboxSpec, SandboxStartupError, layers_key
+from .base import ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
 from .envcache import EnvCache, chown_tree, copy_tree, relocate
 from .limits import Limits, prlimit_binary
 from .process import run_process
@@ -170,8 +170,11 @@ class LocalSandbox(Sandbox):
         return await asyncio.to_thread(self._list_project)
 
     def _list_project(self) -> list[ProjectEntry]:
+        entries = workspace.scan(self.workspace, self.template.not_project())
+        if len(entries) >= workspace.MAX_ENTRIES:  # a partial listing would read as deleted files
+            raise SandboxError(f"the workspace holds more than {workspace.MAX_ENTRIES} project entries")
         found = []
-        for entry in workspace.scan(self.workspace, self.template.not_project()):
+        for entry in entries:
             digest = None
             if entry.kind == "file" and entry.size <= workspace.FILE_CAP:
                 try:

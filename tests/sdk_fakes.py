@@ -157,7 +157,7 @@ class FakeE2BFiles:
         target = self.machine.host(path)
         if not target.exists():
             raise e2b.FileNotFoundException(f"file {path} not found")
-        return target.read_text()
+        return bytearray(target.read_bytes()) if format == "bytes" else target.read_text()
 
     @sdk_method(e2b.sandbox_async.filesystem.filesystem.Filesystem.remove)
     async def remove(self, path, user=None, request_timeout=None):
@@ -284,6 +284,17 @@ class FakeFilesystem:
         if not target.exists():
             raise modal.exception.SandboxFilesystemNotFoundError(f"{remote_path} not found")
         return target.read_text()
+
+    @sdk_method(modal.sandbox.sandbox.SandboxFilesystem.read_bytes, aio=True)
+    async def read_bytes(self, remote_path):
+        target = self.machine.host(remote_path)
+        if not target.exists():
+            raise modal.exception.SandboxFilesystemNotFoundError(f"{remote_path} not found")
+        return target.read_bytes()
+
+    @sdk_method(modal.sandbox.sandbox.SandboxFilesystem.write_bytes, aio=True)
+    async def write_bytes(self, data, remote_path):
+        self.machine.host(remote_path).write_bytes(data)
 
     @sdk_method(modal.sandbox.sandbox.SandboxFilesystem.remove, aio=True)
     async def remove(self, remote_path, *, recursive=False):

@@ -102,7 +102,11 @@ def fingerprint(state: State, run: TestRun) -> Fingerprint:
     files = state.get("files", {})
     layers = state.get("layers", [])
     plans = [p for p in state.get("plans", []) if p["iteration"] == it - 1]
-    edits = sorted((e["path"], e["before"], e["after"]) for e in state.get("edits", []) if e["iteration"] == it - 1)
+    # One iteration may create and delete the same path (a plan's delete, then a command
+    # that regenerates it): a missing hash is None, which sorts as "".
+    edits = sorted(
+        (e["path"], e["before"] or "", e["after"] or "") for e in state.get("edits", []) if e["iteration"] == it - 1
+    )
     # What a retry must differ in to be a new attempt: an install depends on the
     # layers that existed before its iteration, a command also on the files.
     workspace = workspace_hash(files)

@@ -21,3 +21,8 @@ class Layer(TypedDict):
     # against. It is part of the layer's cache key, so a cached result is only reused for
     # the same files.
     workspace: NotRequired[str]
+    # For a command: a random id given when it first runs, and part of the cache key. A
+    # command also changes the project, which a cached environment cannot replay: the
+    # cache may stand in for it only when the state replays the layer (the state holds
+    # what it did to the project), never when it runs anew, in this run or another.
+    once: NotRequired[str]

@@ -33,7 +33,7 @@ from .context import Context
 from .errors import ConfigError
 from .graph import builder
 from .models import continue_recording
-from .sandboxes.pool import release_all
+from .sandboxes.pool import claim, release_claimed
 from .server_root import local_caller
 
 CONTEXT_KEY = "devlooper_context"
@@ -161,6 +161,7 @@ async def _drive(
     without ``ask`` the run stays paused and the state carries ``interrupt``.
     """
     question = None
+    claimed = claim()  # this run's sandboxes, not those of concurrent runs in the process
     try:
         while True:
             question = None
@@ -178,7 +179,7 @@ async def _drive(
             newest = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
             config = {**config, "configurable": newest}
     finally:
-        await release_all()
+        await release_claimed(claimed)
     thread = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
     state = await graph.aget_state(thread)
     values = {**state.values, "thread_id": thread["configurable"]["thread_id"]}

@@ -169,3 +169,21 @@ def test_modal_token_check_reads_the_real_config(monkeypatch, tmp_path):
     monkeypatch.setenv("MODAL_TOKEN_ID", "ak-x")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-x")
     modal_backend.ModalSandbox.check_config()
+
+
+async def test_modal_runs_commands_in_the_live_sandbox_and_replays_them_after_an_install(fake_modal):
+    """An image build step cannot see the project; a formatter must."""
+    command = {"kind": "command", "spec": "sed -i s/draft/final/ doc.txt && echo ran >> $DEVLOOPER_ENV/cmd", "iteration": 1}
+    async with make_sandbox("modal", TEMPLATE, []) as box:
+        await box.sync_files({"doc.txt": "draft\n"})
+        result = await box.add_layer(command, timeout=60)
+        assert result.ok, result.output
+        assert await box.read_file("doc.txt") == "final\n"  # it saw and changed the project
+        assert not any(command["spec"] in step for steps in fake_modal.Image.builds for step in steps)
+        first = box.sb
+        assert (await box.add_layer(layer("two"), timeout=60)).ok
+        assert box.sb is not first and not first.machine.alive  # a fresh sandbox from the new image
+        assert [x["spec"] for x in box.layers] == [command["spec"], "two"]
+        assert await box.read_file("doc.txt") == "final\n"  # the project moved with it
+        # The command's change to the environment was replayed in the fresh sandbox.
+        assert (await box.exec("cat $DEVLOOPER_ENV/cmd", timeout=30)).stdout == "ran\n"

@@ -119,6 +119,60 @@ def remove_orphaned_sandbox(db: Path, thread: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def without_timings(value):
+    """A report with every wall-clock figure (timings, durations) taken out."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in ("timings", "duration")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def crash_run(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "tests.integration.crash_run", *map(str, args)]
+
+
+NODES = ["generate", "test", "diagnose", "plan", "apply", "finish"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("uninterrupted")
+    done = subprocess.run(crash_run("run", where / "db.sqlite", where / "out", "t"), capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy())
+    assert done.returncode == 0 and done.stdout.strip() == "passed", done.stderr
+    return where / "out"
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_a_run_killed_inside_any_node_resumes_to_the_same_output_and_report(node: str, tmp_path: Path, uninterrupted: Path):
+    db, out = tmp_path / "db.sqlite", tmp_path / "out"
+    inside = Path(f"{db}.inside")
+    proc = subprocess.Popen(crash_run("run", db, out, "t", node), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while not inside.exists():
+            assert proc.poll() is None, f"the run ended before reaching {node}: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, f"the run never reached {node}"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if node != "generate":  # before generate's checkpoint the run has no sandbox (nor run id) yet
+        remove_orphaned_sandbox(db, "t")
+
+    resumed = subprocess.run(crash_run("resume", db, "t"), capture_output=True, text=True, timeout=300,
+                             env=os.environ.copy())
+    assert resumed.returncode == 0 and resumed.stdout.strip() == "passed", resumed.stderr
+    assert project(out) == project(uninterrupted)
+    reports = [json.loads((d / ".devlooper" / "report.json").read_text()) for d in (uninterrupted, out)]
+    assert without_timings(reports[1]) == without_timings(reports[0])
+
+
 def history(thread: str, db: Path) -> list[dict]:
     done = cli("history", thread, "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr

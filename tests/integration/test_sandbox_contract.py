@@ -27,6 +27,7 @@ CONTRACT = EnvTemplate(
     install_command="test {packages} != broken",
     test_command="true",
     manifest="none",
+    ignore=["cache"],
 )
 
 LIVE_KEYS = {name: os.environ.get(name) for name in ("E2B_API_KEY", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
@@ -158,6 +159,53 @@ async def test_sync_files_writes_only_the_difference(make):
         await box.sync_files({"a.txt": "A\n"})
         result = await box.exec("cat a.txt; test -e b/c.txt && echo stale || echo gone", timeout=30)
         assert result.stdout == "A\ngone\n"
+
+
+async def project_of(box) -> dict[str, str]:
+    """The sandbox's project files as text, read through the backend's own listing."""
+    entries = await box.list_project()
+    assert all(e.kind == "file" for e in entries), entries
+    return {e.path: (await box.read_project_bytes(e.path)).decode() for e in entries}
+
+
+CHAOS = (
+    "printf 'changed\\n' > a.txt && rm b/c.txt && printf 'new\\n' > gen/made.py && "
+    "ln -s /etc/passwd link.txt && printf '\\377\\376' > blob.bin && mkfifo pipe && "
+    "head -c 1000001 /dev/zero | tr '\\0' x > big.txt && mkdir -p cache && echo x > cache/built.o"
+)
+
+
+async def test_sync_files_undoes_what_code_changed_in_the_sandbox(make):
+    files = {"a.txt": "a\n", "b/c.txt": "c\n"}
+    async with make() as box:
+        await box.sync_files(files)
+        await box.exec("mkdir -p gen && " + CHAOS, timeout=60)
+        await box.sync_files(files)  # what ran since is not trusted to have left the files alone
+        assert await project_of(box) == files
+        assert (await box.exec("cat cache/built.o", timeout=30)).stdout == "x\n"  # a build output stays
+
+
+async def test_reconcile_takes_text_and_refuses_the_rest(make):
+    files = {"a.txt": "a\n", "b/c.txt": "c\n", "keep.txt": "k\n"}
+    async with make() as box:
+        await box.sync_files(files)
+        await box.exec("mkdir -p gen && " + CHAOS, timeout=60)
+        drift = await box.reconcile(files)
+        assert drift.changed == {"a.txt": "changed\n", "b/c.txt": None, "gen/made.py": "new\n"}
+        assert set(drift.refused) == {"link.txt", "blob.bin", "pipe", "big.txt"}
+        assert "link" in drift.refused["link.txt"] and "UTF-8" in drift.refused["blob.bin"]
+        assert "more than" in drift.refused["big.txt"] and "link.txt" in drift.note()
+        # The sandbox now holds exactly what was taken.
+        assert await project_of(box) == {"a.txt": "changed\n", "keep.txt": "k\n", "gen/made.py": "new\n"}
+
+
+async def test_a_refused_change_to_a_state_file_is_restored(make):
+    async with make() as box:
+        await box.sync_files({"a.txt": "a\n"})
+        await box.exec("rm a.txt && ln -s /etc/passwd a.txt", timeout=30)
+        drift = await box.reconcile({"a.txt": "a\n"})
+        assert drift.changed == {} and set(drift.refused) == {"a.txt"}
+        assert await project_of(box) == {"a.txt": "a\n"}
 
 
 async def test_close_twice_is_harmless(make):

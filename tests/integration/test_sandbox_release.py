@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -32,3 +33,30 @@ async def test_an_error_in_a_node_releases_the_runs_sandbox():
     state = (await graph.aget_state(config)).values
     assert state["test_runs"][0]["exit_code"] == 1  # the sandbox was used up to the failure
     assert state["run_id"] not in pool._live
+
+
+async def test_a_run_releases_only_the_sandboxes_it_created():
+    from devlooper.templates import get_template
+
+    template = get_template("python")
+    both_live, first_ended = asyncio.Event(), asyncio.Event()
+    seen = {}
+
+    async def run_like(run_id: str) -> None:
+        claimed = pool.claim()  # what runner._drive does for each run
+        try:
+            await pool.sandbox_for(run_id, "local", template, [], {"a.py": "x = 1\n"}, layer_timeout=600)
+            if run_id == "first":
+                await both_live.wait()
+            else:
+                both_live.set()
+                await first_ended.wait()
+                seen["second alive after the first ended"] = pool.live("second") is not None
+        finally:
+            await pool.release_claimed(claimed)
+            if run_id == "first":
+                first_ended.set()
+
+    await asyncio.gather(run_like("first"), run_like("second"))
+    assert seen == {"second alive after the first ended": True}
+    assert pool.live("first") is None and pool.live("second") is None

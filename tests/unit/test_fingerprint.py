@@ -125,3 +125,15 @@ def test_a_plan_is_fingerprinted_with_the_state_it_was_applied_to():
     fp = fingerprint({**state, "fingerprints": [before]}, _run("boom", iteration=2))
     assert fp["applied_to"] == fingerprint({**state, "fingerprints": [before]}, _run("bang", iteration=2))["applied_to"]
     assert fp["applied_to"] != fingerprint({**state, "fingerprints": [moved]}, _run("boom", iteration=2))["applied_to"]
+
+
+def test_an_iteration_that_creates_and_deletes_one_path_has_a_fingerprint():
+    from devlooper.fingerprint import fingerprint
+
+    edits = [
+        {"iteration": 1, "path": "gen.py", "before": None, "after": "aa", "diff": "", "reason": "fix"},
+        {"iteration": 1, "path": "gen.py", "before": "aa", "after": None, "diff": "", "reason": "delete"},
+    ]
+    state = {"files": {}, "layers": [], "plans": [], "edits": edits, "action_results": [], "fingerprints": []}
+    run = {"iteration": 2, "exit_code": 1, "timed_out": False, "output": "x", "passed": 0, "failed": 1, "failures": []}
+    assert fingerprint(state, run)["patch"]

@@ -17,7 +17,7 @@ from ..context import Context
 from ..memory import make_edit
 from ..models import ask_text
 from ..schemas import Action
-from ..state import ActionResult, Layer, State
+from ..state import ActionResult, Layer, State, merge_files
 from .common import (
     context_of,
     model_of,
@@ -26,7 +26,7 @@ from .common import (
     template_of,
     timed,
 )
-from .environment import install_layer, run_env_step, sync_manifest
+from .environment import install_layer, run_env_step, settle_step, sync_manifest
 
 
 @timed("apply")
@@ -87,6 +87,11 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             else:
                 layer = Layer(kind="command", spec=action.command, iteration=iteration)
             added, result = await run_env_step(box, layer, ctx)
+            # The state is the truth: a command's changes to the project become edits.
+            taken, taken_edits, result = await settle_step(box, layer, added, result, files)
+            files = merge_files(files, taken)
+            changes.update(taken)
+            edits += taken_edits
             layers += [added] if added else []
             results.append(result)
         if any(layer["kind"] == "install" for layer in layers):
@@ -94,6 +99,7 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             files.update(synced)
             changes.update(synced)
             edits += synced_edits
+        await box.sync_files(files)  # the step ends with the sandbox equal to the state
 
     return {"files": changes, "edits": edits, "layers": layers, "action_results": results, "usage": usage}
 

@@ -19,6 +19,7 @@ from langgraph.types import Command, interrupt
 
 from ..context import Context
 from ..loops import detect, loop_reason
+from ..sandboxes.pool import release
 from ..state import LoopEvent, State
 from .common import context_of
 
@@ -60,7 +61,9 @@ async def escalate(state: State, runtime: Runtime[Context]) -> Command[Literal["
     if ctx.interactive and not can_pause():
         reason += "; interactive mode needs a checkpointer to pause and resume, and this graph has none"
     elif ctx.interactive:
-        # Everything above is recomputed on resume (the node reruns from the top): it is pure.
+        # A pause may last days: free the sandbox now; the step after the answer rebuilds it
+        # from the state. Everything here is recomputed on resume (the node reruns from the top).
+        await release(state["run_id"])
         guidance = _answer_text(interrupt(question(state, reason)))
         if guidance.lower() not in STOP_WORDS:
             event = LoopEvent(iteration=iteration, rung="asked", detections=detections, guidance=guidance)

@@ -70,4 +70,5 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
         if layer:
             synced, _ = await sync_manifest(box, template, files, 0)
             update["files"] = {**files, **synced}
+        await box.sync_files(update["files"])  # what the install wrote is undone; the manifest is in
     return update

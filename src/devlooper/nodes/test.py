@@ -27,6 +27,9 @@ async def test(state: State, runtime: Runtime[Context]) -> dict:
     result = await box.exec(template.test_command, timeout=ctx.test_timeout)
     output, dropped = clip(result.output, STORED_OUTPUT)
     parsed = parse_results(template, result.output, await _report(box, template.results_file))
+    # The state is the truth: what the tests changed in the project (a rewritten fixture, a
+    # snapshot) is undone, so the state's files stay exactly what this run tested.
+    await box.sync_files(state.get("files", {}))
     iteration = state.get("iteration", 0) + 1
     run = TestRun(
         iteration=iteration,

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import DevlooperError
-from ..paths import normalize
 from ..layers import Layer
+from ..paths import UnsafePathError, normalize
+from .workspace import FILE_CAP, TooLarge, ignored
 
 if TYPE_CHECKING:
     from ..templates.base import EnvTemplate
@@ -73,11 +74,42 @@ class SandboxSpec:
     isolation: str | None = None  # local backend: "bwrap" or "none" (Context.isolation); None: the default
 
 
+@dataclass(frozen=True)
+class ProjectEntry:
+    """One entry of the workspace's project part (build outputs and caches left out)."""
+
+    path: str  # relative, POSIX
+    kind: Literal["file", "link", "other"]  # "other": a fifo, a socket, a device
+    size: int
+    sha256: str | None  # of a regular file no larger than ``FILE_CAP``; else None
+
+
+@dataclass
+class Drift:
+    """How the sandbox's project files came to differ from the state's, after a step."""
+
+    changed: dict[str, str | None] = field(default_factory=dict)  # path -> new text; None: deleted
+    refused: dict[str, str] = field(default_factory=dict)  # path -> why it was not taken (it is gone)
+
+    def note(self) -> str:
+        """What the model reads in the step's result about files that were not taken."""
+        return "\n".join(
+            f"[{path} was not taken into the project and was removed: {why}]" for path, why in sorted(self.refused.items())
+        )
+
+
+def sha256_text(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
 def layers_key(template: EnvTemplate, layers: Sequence[Layer]) -> str:
-    """A stable key for an environment: the template's setup plus the ordered layers."""
+    """A stable key for an environment: the template's setup plus the ordered layers
+    (with a command's ``once``: see ``layers.Layer``)."""
     h = hashlib.sha256(template.environment_fingerprint().encode())
     for layer in layers:
         h.update(f"\0{layer['kind']}\0{layer['spec']}".encode())
+        if layer.get("once"):
+            h.update(f"\0once\0{layer['once']}".encode())
     return h.hexdigest()[:24]
 
 
@@ -94,7 +126,6 @@ class Sandbox(abc.ABC):
         self.spec = spec
         self.template = spec.template
         self.layers: list[Layer] = []  # layers present in the environment now
-        self._written: dict[str, str] = {}  # path -> sha256 of what we last wrote
 
     @classmethod
     def check_config(cls) -> None:
@@ -137,16 +168,98 @@ class Sandbox(abc.ABC):
             raise FileNotFoundError(path)
         return result.stdout
 
+    # --- the project part of the workspace ---------------------------------------
+    # Each backend lists and reads what code in the sandbox left there without trusting
+    # it (no link followed, sizes capped); the comparison with the state is shared.
+    @abc.abstractmethod
+    async def list_project(self) -> list[ProjectEntry]:
+        """Every entry of the workspace except ``template.not_project()`` (build outputs,
+        caches, the results file, links into the environment)."""
+
+    @abc.abstractmethod
+    async def read_project_bytes(self, path: str) -> bytes:
+        """The bytes of a regular project file, never through a link; ``TooLarge`` above
+        ``FILE_CAP``, ``FileNotFoundError`` when it is gone."""
+
+    @abc.abstractmethod
+    async def remove_entry(self, path: str) -> None:
+        """Remove a file, a link (never its target) or a special file; missing is fine."""
+
+    def _tracked(self, files: dict[str, str]) -> dict[str, str]:
+        """The state's files a listing can see (a file under an ignored path never shows)."""
+        patterns = self.template.not_project()
+        return {p: c for p, c in files.items() if not ignored(p, patterns)}
+
     async def sync_files(self, files: dict[str, str]) -> None:
-        """Make the workspace's project files equal ``files`` (writes only what changed)."""
-        for path in [p for p in self._written if p not in files]:
-            await self.delete_file(path)
-            del self._written[path]
+        """Make the workspace's project files equal ``files``, checked against what is there
+        now (code that ran since may have changed anything): extra entries are removed,
+        differing or missing files rewritten."""
+        listed = {e.path: e for e in await self.list_project()}
+        for path, entry in listed.items():
+            if path not in files or entry.kind != "file":
+                await self.remove_entry(path)
+        tracked = self._tracked(files)
         for path, content in files.items():
-            digest = hashlib.sha256(content.encode()).hexdigest()
-            if self._written.get(path) != digest:
+            entry = listed.get(path)
+            if path not in tracked or entry is None or entry.kind != "file" or entry.sha256 != sha256_text(content):
                 await self.write_file(path, content)
-                self._written[path] = digest
+
+    async def reconcile(self, files: dict[str, str]) -> Drift:
+        """What code that just ran changed in the project, relative to ``files`` (the state).
+
+        A new or changed file is taken when it is UTF-8 text of at most ``FILE_CAP``
+        bytes at a path the project may hold; anything else (a link, a special file,
+        binary or oversized content) is refused: removed from the sandbox, or restored
+        from ``files`` where the state has it, so the sandbox still equals what is taken."""
+        drift = Drift()
+        tracked = self._tracked(files)
+        seen: set[str] = set()
+        for entry in await self.list_project():
+            before = tracked.get(entry.path)
+            if entry.kind == "file" and before is not None and entry.sha256 == sha256_text(before):
+                seen.add(entry.path)
+                continue
+            why = await self._take(entry, drift)
+            if why is None:
+                seen.add(entry.path)
+                continue
+            if why == "gone":  # it vanished between the listing and the read
+                continue
+            seen.add(entry.path)
+            drift.refused[entry.path] = why
+            await self.remove_entry(entry.path)
+            if before is not None:
+                await self.write_file(entry.path, before)
+        for path in tracked:
+            if path not in seen:
+                drift.changed[path] = None
+        return drift
+
+    async def _take(self, entry: ProjectEntry, drift: Drift) -> str | None:
+        """Read a new or changed entry into ``drift.changed``; else why it cannot be taken."""
+        if entry.kind == "link":
+            return "it is a symbolic link"
+        if entry.kind == "other":
+            return "it is not a regular file"
+        if entry.size > FILE_CAP:
+            return f"it holds {entry.size} bytes, more than the {FILE_CAP} a project file may"
+        try:
+            normalize(entry.path)
+        except UnsafePathError as exc:
+            return f"not a path a project file may have ({exc})"
+        try:
+            data = await self.read_project_bytes(entry.path)
+        except FileNotFoundError:
+            return "gone"
+        except TooLarge:
+            return f"it holds more than the {FILE_CAP} bytes a project file may"
+        except OSError as exc:  # it became a link or a special file after the listing
+            return f"it could not be read as a regular file ({exc})"
+        try:
+            drift.changed[entry.path] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "it is not UTF-8 text"
+        return None
 
     # --- commands ------------------------------------------------------------
     @abc.abstractmethod

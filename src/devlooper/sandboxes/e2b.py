@@ -25,9 +25,20 @@ from ..bounded import BoundedBuffer
 from ..errors import ConfigError
 from ..layers import Layer
 from ..templates.base import EnvTemplate
-from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
+from .base import ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
 from .process import OUTPUT_CAP
-from .remote import REMOTE_ENV, base_steps, layer_command, remote_cwd, remote_path, shell
+from .remote import (
+    REMOTE_ENV,
+    base_steps,
+    layer_command,
+    listing_command,
+    parse_listing,
+    remote_cwd,
+    remote_path,
+    remove_command,
+    shell,
+)
+from .workspace import FILE_CAP, TooLarge
 
 DEFAULT_TEMPLATE = "base"
 MARKER = "/etc/devlooper-env"  # keys of the environments baked into a custom E2B template
@@ -146,6 +157,27 @@ class E2BSandbox(Sandbox):
         except _sdk().SandboxException as exc:
             raise SandboxError(f"E2B could not delete {path}: {exc}") from exc
 
+    # --- the project part of the workspace -----------------------------------
+    # As root: a layer step (root) may have left files the test user cannot read.
+    async def list_project(self) -> list[ProjectEntry]:
+        return parse_listing(self.template, await self._run(listing_command(self.template), timeout=120, user=ROOT))
+
+    async def read_project_bytes(self, path: str) -> bytes:
+        try:
+            data = await self.sbx.files.read(remote_path(self.template, path), format="bytes", user=ROOT)
+        except _sdk().NotFoundException:
+            raise FileNotFoundError(path) from None
+        except _sdk().SandboxException as exc:
+            raise SandboxError(f"E2B could not read {path}: {exc}") from exc
+        if len(data) > FILE_CAP:
+            raise TooLarge(f"{path} holds more than the {FILE_CAP} bytes read back")
+        return bytes(data)
+
+    async def remove_entry(self, path: str) -> None:
+        result = await self._run(remove_command(self.template, path), timeout=60, user=ROOT, at="/")
+        if not result.ok:
+            raise SandboxError(f"E2B could not remove {path}:\n{result.output[-2000:]}")
+
     # --- commands ------------------------------------------------------------
     async def exec(
         self,
@@ -208,6 +240,9 @@ class E2BSandbox(Sandbox):
 
     async def add_layer(self, layer: Layer, *, timeout: float) -> ExecResult:
         result = await self._run(self.layer_command(layer), timeout=timeout, user=ROOT)
+        # What the step (root) wrote in the project must stay writable by the test user,
+        # and by the harness that rewrites it from the state (chown -R follows no link).
+        await self._run(f"chown -R {TEST_USER}: {self.template.workdir}", timeout=120, user=ROOT, at="/")
         if result.ok:
             self.layers = [*self.layers, layer]
         return result

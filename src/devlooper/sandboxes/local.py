@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -30,8 +31,8 @@ from platformdirs import user_cache_dir
 
 from ..paths import normalize, resolve_inside
 from ..layers import Layer
-from . import bwrap, runtimes
-from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
+from . import bwrap, runtimes, workspace
+from .base import ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
 from .envcache import EnvCache, chown_tree, copy_tree, relocate
 from .limits import Limits, prlimit_binary
 from .process import run_process
@@ -163,6 +164,31 @@ class LocalSandbox(Sandbox):
 
     async def delete_file(self, path: str) -> None:
         await asyncio.to_thread(lambda: resolve_inside(self.workspace, path).unlink(missing_ok=True))
+
+    # --- the project part of the workspace, read as a hostile tree ---------------
+    async def list_project(self) -> list[ProjectEntry]:
+        return await asyncio.to_thread(self._list_project)
+
+    def _list_project(self) -> list[ProjectEntry]:
+        entries = workspace.scan(self.workspace, self.template.not_project())
+        if len(entries) >= workspace.MAX_ENTRIES:  # a partial listing would read as deleted files
+            raise SandboxError(f"the workspace holds more than {workspace.MAX_ENTRIES} project entries")
+        found = []
+        for entry in entries:
+            digest = None
+            if entry.kind == "file" and entry.size <= workspace.FILE_CAP:
+                try:
+                    digest = hashlib.sha256(workspace.read_capped(self.workspace, entry.path)).hexdigest()
+                except (OSError, workspace.TooLarge):
+                    pass  # changed under us: no digest, so it is read again and judged then
+            found.append(ProjectEntry(entry.path, entry.kind, entry.size, digest))
+        return found
+
+    async def read_project_bytes(self, path: str) -> bytes:
+        return await asyncio.to_thread(workspace.read_capped, self.workspace, path)
+
+    async def remove_entry(self, path: str) -> None:
+        await asyncio.to_thread(workspace.remove_nofollow, self.workspace, path)
 
     # --- commands ------------------------------------------------------------
     def _env(self, env_dir: str, *, building: bool) -> dict[str, str]:

@@ -14,9 +14,11 @@ import posixpath
 import shlex
 from collections.abc import Sequence
 
-from ..paths import normalize
 from ..layers import Layer
+from ..paths import normalize
 from ..templates.base import EnvTemplate
+from .base import ExecResult, ProjectEntry, SandboxError
+from .workspace import FILE_CAP, ignored
 
 ENV_DIR = "/opt/devlooper/env"  # $DEVLOOPER_ENV in a remote sandbox: what installs add
 
@@ -81,3 +83,54 @@ def layer_command(template: EnvTemplate, layer: Layer) -> str:
     if layer["kind"] == "install":
         return template.install_command.format(packages=layer["spec"])
     return layer["spec"]
+
+
+LISTING_END = "\0--devlooper-hashes--\0"
+
+
+def listing_command(template: EnvTemplate) -> str:
+    """One command, run in the workdir, that lists the project part of the workspace.
+
+    Each entry is printed as ``KIND SIZE PATH`` and NUL-terminated (``f`` file, ``l``
+    link, ``o`` anything else); then the sha256 of every regular file no larger than
+    ``FILE_CAP`` (``sha256sum -z`` prints names unescaped). ``find`` never follows a
+    link, and ignored names are pruned so a build tree is never walked or hashed."""
+    prunes = []
+    for pattern in template.not_project():
+        pattern = pattern.rstrip("/")
+        test = "-path" if "/" in pattern else "-name"
+        prunes.append(f"{test} {shlex.quote('./' + pattern if test == '-path' else pattern)}")
+    prune = f"\\( {' -o '.join(prunes)} \\) -prune -o " if prunes else ""
+    kinds = (
+        "\\( -type f -printf 'f %s %P\\0' \\) -o \\( -type l -printf 'l 0 %P\\0' \\) "
+        "-o \\( ! -type d -printf 'o 0 %P\\0' \\)"
+    )
+    return (
+        f"find . -mindepth 1 {prune}{kinds} && printf '\\0--devlooper-hashes--\\0' && "
+        f"find . -mindepth 1 {prune}-type f -size -{FILE_CAP + 1}c -exec sha256sum -z -- {{}} +"
+    )
+
+
+def parse_listing(template: EnvTemplate, result: ExecResult) -> list[ProjectEntry]:
+    """The entries ``listing_command`` printed, with the digests of the regular files."""
+    if not result.ok or result.truncated or LISTING_END not in result.stdout:
+        raise SandboxError(f"listing the project files failed:\n{result.output[-2000:]}")
+    listing, hashes = result.stdout.split(LISTING_END, 1)
+    digests = {}
+    for line in filter(None, hashes.split("\0")):
+        digest, _, path = line.partition("  ")
+        digests[path.removeprefix("./")] = digest
+    patterns = template.not_project()
+    found = []
+    for line in filter(None, listing.split("\0")):
+        kind, size, path = line.split(" ", 2)
+        if ignored(path, patterns):  # a path pattern find's -name cannot express
+            continue
+        kinds = {"f": "file", "l": "link", "o": "other"}
+        found.append(ProjectEntry(path, kinds[kind], int(size), digests.get(path) if kind == "f" else None))
+    return sorted(found, key=lambda e: e.path)
+
+
+def remove_command(template: EnvTemplate, path: str) -> list[str]:
+    """Remove one entry of the workspace (a link itself, never its target)."""
+    return ["rm", "-f", "--", posixpath.join(template.workdir, path)]

@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
+from . import budgets
+from .bounded import clip
 from .layers import Layer
 
 Status = Literal["running", "passed", "gave_up", "stuck", "error"]
@@ -31,6 +33,20 @@ def merge_files(current: dict[str, str] | None, update: dict[str, str | None] | 
         else:
             merged[path] = content
     return merged
+
+
+def add_runs(current: list[TestRun] | None, update: list[TestRun] | None) -> list[TestRun]:
+    """Append test runs; runs older than the newest ``FULL_OUTPUT_RUNS`` keep an excerpt
+    of their output. Every checkpoint stores the whole state, and only the newest runs'
+    output is read again (prompts, fingerprints); older runs are kept for their counts."""
+    runs = [*(current or []), *(update or [])]
+    for i in range(max(0, len(runs) - budgets.FULL_OUTPUT_RUNS)):
+        run = runs[i]
+        # The room for clip's marker keeps an excerpt from being clipped again.
+        if len(run["output"]) > budgets.OLD_OUTPUT_CHARS + 100:
+            text, dropped = clip(run["output"], budgets.OLD_OUTPUT_CHARS)
+            runs[i] = {**run, "output": text, "dropped": run["dropped"] + dropped}
+    return runs
 
 
 def add_counts(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
@@ -118,12 +134,14 @@ class LoopEvent(TypedDict):
 
 
 class Best(TypedDict):
-    """The iteration with the most passing tests so far, with what it takes to restore it."""
+    """The iteration with the most passing tests so far, with what it takes to restore it
+    (``loops.restore_best``): its files, each as its content only where it differs from
+    the current file (``None``: the same as now), and its environment layers."""
 
     iteration: int
     passed: int
     failed: int
-    files: dict[str, str]
+    files: dict[str, str | None]
     layers: list[Layer]
 
 
@@ -153,7 +171,7 @@ class State(InputState):
     project: dict  # the generation plan (models.ProjectPlan as a dict)
     files: Annotated[dict[str, str], merge_files]
     layers: Annotated[list[Layer], operator.add]
-    test_runs: Annotated[list[TestRun], operator.add]
+    test_runs: Annotated[list[TestRun], add_runs]
     diagnosis: str
     plans: Annotated[list[dict], operator.add]  # one DebugPlan (as a dict) per iteration
     edits: Annotated[list[FileEdit], operator.add]

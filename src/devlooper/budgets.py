@@ -29,6 +29,11 @@ MAX_PATH_BYTES = 1024
 MAX_PROMPT_CHARS = 120_000
 
 # --- the state (what every checkpoint stores) ---------------------------------------
-MAX_DIFF_CHARS = 8_000  # characters of one edit's diff kept (its hashes stay exact)
-FULL_OUTPUT_RUNS = 2  # newest test runs whose output is kept as stored (bounded by the test node)
+MAX_DIFF_CHARS = 8_000  # characters of one edit's diff kept (its hashes and line counts stay exact)
+# Characters kept of the diff of an edit older than the newest iteration: a loop warning
+# shows 400 of them (memory.EDIT_EXCERPT), the history only the line counts.
+OLD_DIFF_CHARS = 600
+FULL_OUTPUT_RUNS = 1  # newest test runs whose output and failures are kept as stored (only the newest is read)
 OLD_OUTPUT_CHARS = 2_000  # characters kept of an older test run's output (head and tail)
+OLD_FAILURES_KEPT = 20  # failing tests named in an older test run (its counts stay exact)
+OLD_FAILURE_CHARS = 300  # characters kept of each of those failures' message

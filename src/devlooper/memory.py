@@ -32,22 +32,31 @@ def make_edit(iteration: int, path: str, before: str | None, after: str | None, 
             tofile=f"b/{path}" if after is not None else "/dev/null",
         )
     )
+    added, removed = _count_lines(diff)
     return FileEdit(
         iteration=iteration,
         path=path,
         before=content_hash(before),
         after=content_hash(after),
         # Every checkpoint stores every edit: a bounded excerpt is enough to read, and
-        # the hashes (what loop detection compares) stay exact.
+        # the hashes (what loop detection compares) and line counts stay exact.
         diff=clip(diff, MAX_DIFF_CHARS)[0],
         reason=reason,
+        added=added,
+        removed=removed,
     )
 
 
-def _diffstat(edit: FileEdit) -> str:
-    lines = edit["diff"].splitlines()
+def _count_lines(diff: str) -> tuple[int, int]:
+    lines = diff.splitlines()
     added = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
     removed = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
+    return added, removed
+
+
+def _diffstat(edit: FileEdit) -> str:
+    # Edits checkpointed before the counts were kept count what their diff still shows.
+    added, removed = (edit["added"], edit["removed"]) if "added" in edit else _count_lines(edit["diff"])
     if edit["after"] is None:
         return f"deleted {edit['path']}"
     if edit["before"] is None:

@@ -35,13 +35,16 @@ def run(iteration: int, output: str) -> dict:
 
 def test_older_test_runs_keep_an_excerpt_and_the_newest_keep_their_output():
     runs: list = []
+    failures = [{"name": f"test_{k}", "message": "E" * 5_000} for k in range(100)]
     for i in range(1, 6):
-        runs = add_runs(runs, [run(i, f"START {i}\n" + "noise\n" * 10_000 + f"END {i}\n")])
+        runs = add_runs(runs, [{**run(i, f"START {i}\n" + "noise\n" * 10_000 + f"END {i}\n"), "failures": failures}])
     full = runs[-budgets.FULL_OUTPUT_RUNS:]
     old = runs[: -budgets.FULL_OUTPUT_RUNS]
-    assert all(len(r["output"]) > 60_000 and r["dropped"] == 0 for r in full)
+    assert all(len(r["output"]) > 60_000 and r["dropped"] == 0 and r["failures"] == failures for r in full)
     for r in old:
         assert len(r["output"]) < budgets.OLD_OUTPUT_CHARS + 100 and r["dropped"] > 0
+        assert [f["name"] for f in r["failures"]] == [f"test_{k}" for k in range(budgets.OLD_FAILURES_KEPT)]
+        assert all(len(f["message"]) < budgets.OLD_FAILURE_CHARS + 100 for f in r["failures"])
         assert r["output"].startswith(f"START {r['iteration']}") and r["output"].endswith(f"END {r['iteration']}\n")
     assert add_runs(old, []) == old  # an excerpt is not clipped again
     assert [r["iteration"] for r in runs] == [1, 2, 3, 4, 5]
@@ -121,3 +124,30 @@ def test_a_prompt_within_the_cap_is_unchanged():
     action = Action(kind="fix_file", path="adder.py", instructions="use +")
     messages = prompts.fix_file(state, PYTHON, action)
     assert "characters dropped" not in messages[-1].content and "return a - b" in messages[-1].content
+
+
+def test_a_clipped_diff_keeps_its_exact_line_counts():
+    before = "".join(f"line {i}\n" for i in range(5_000))
+    edit = make_edit(1, "big.py", before, before.replace("line", "LINE"), "rename")
+    state = {"plans": [{"iteration": 1, "summary": "rename", "actions": []}], "edits": [edit]}
+    assert "edited big.py (+5000 -5000)" in render_history(state)
+
+
+def test_older_edits_keep_an_excerpt_the_loop_warning_reads_the_same():
+    from devlooper.memory import EDIT_EXCERPT
+    from devlooper.state import add_edits
+
+    before = "".join(f"line {i}\n" for i in range(2_000))
+    old = make_edit(1, "a.py", before, before.replace("line", "LINE"), "r")
+    new = make_edit(2, "a.py", before, before.upper(), "r")
+    edits = add_edits(add_edits([], [old]), [new])
+    assert edits[1] == new  # the newest iteration's edits are whole
+    assert len(edits[0]["diff"]) < budgets.OLD_DIFF_CHARS + 100
+    assert {k: v for k, v in edits[0].items() if k != "diff"} == {k: v for k, v in old.items() if k != "diff"}
+    shown, full = edits[0]["diff"], old["diff"]
+    from devlooper.bounded import clip
+
+    half = EDIT_EXCERPT // 2
+    assert clip(shown, EDIT_EXCERPT)[0][:half] == clip(full, EDIT_EXCERPT)[0][:half]
+    assert clip(shown, EDIT_EXCERPT)[0][-half:] == clip(full, EDIT_EXCERPT)[0][-half:]
+    assert add_edits(edits, []) == edits  # an excerpt is not clipped again

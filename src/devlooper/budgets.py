@@ -34,6 +34,6 @@ MAX_DIFF_CHARS = 8_000  # characters of one edit's diff kept (its hashes and lin
 # shows 400 of them (memory.EDIT_EXCERPT), the history only the line counts.
 OLD_DIFF_CHARS = 600
 FULL_OUTPUT_RUNS = 1  # newest test runs whose output and failures are kept as stored (only the newest is read)
-OLD_OUTPUT_CHARS = 2_000  # characters kept of an older test run's output (head and tail)
-OLD_FAILURES_KEPT = 20  # failing tests named in an older test run (its counts stay exact)
-OLD_FAILURE_CHARS = 300  # characters kept of each of those failures' message
+OLD_OUTPUT_CHARS = 1_000  # characters kept of an older test run's output (head and tail)
+OLD_FAILURES_KEPT = 10  # failing tests named in an older test run (its counts stay exact)
+OLD_FAILURE_CHARS = 150  # characters kept of each of those failures' message

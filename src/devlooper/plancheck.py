@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import budgets
+from .nodes.common import owned_by_environment
 from .schemas import Action
 from .state import ActionResult
 from .templates.base import EnvTemplate
-from .nodes.common import owned_by_environment
 
 
 def refusal(iteration: int, kind: str, target: str, why: str) -> ActionResult:
@@ -55,13 +55,13 @@ def _ancestors(path: str) -> list[str]:
 class Tree:
     """The project's files and the directories they imply, as a plan changes them."""
 
-    def __init__(self, files: set[str], deleted: set[str] = frozenset()) -> None:
+    def __init__(self, files: set[str], deleted: set[str] = frozenset(), earlier: set[str] = frozenset()) -> None:
         # A file the plan deletes is gone before anything is written (a sync removes
-        # first), so a directory may take its place. A directory stays even when the
-        # plan deletes every file in it (an empty directory remains in a workspace),
-        # so a file may not take its place.
+        # first), so a directory may take its place. A directory stays when every file
+        # in it is deleted (an empty directory remains in a live workspace), so a file
+        # may not take the place of a directory that held files now or ``earlier``.
         self.files = set(files) - set(deleted)
-        self.dirs = {a for p in files for a in _ancestors(p)}
+        self.dirs = {a for p in (*files, *earlier) for a in _ancestors(p)}
 
     def conflict(self, path: str) -> str | None:
         """Why a file cannot be written at ``path`` in this tree, or None."""
@@ -107,11 +107,14 @@ def _listing(items: list[str], limit: int = 600) -> tuple[str, int]:
     return text, 0
 
 
-def check_debug_plan(actions: list[Action], files: dict[str, str], template: EnvTemplate, iteration: int) -> CheckedPlan:
-    """What of a debug plan may run against ``files``, and what is refused, with why."""
+def check_debug_plan(
+    actions: list[Action], files: dict[str, str], template: EnvTemplate, iteration: int, earlier: set[str] = frozenset()
+) -> CheckedPlan:
+    """What of a debug plan may run against ``files``, and what is refused, with why.
+    ``earlier``: paths of files the project held before (edits, deleted ones included)."""
     checked = cap_actions(actions, iteration)
     deleted = {a.path for a in checked.actions if a.kind == "delete_file" and a.path in files}
-    tree = Tree(set(files), deleted)
+    tree = Tree(set(files), deleted, earlier)
     kept: list[Action] = []
     first: dict[str, int] = {}  # path -> index in kept of its first file action
     for action in checked.actions:

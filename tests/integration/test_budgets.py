@@ -169,3 +169,17 @@ async def test_the_best_run_is_restored_as_it_was():
     # The checkpoint holds the best run's differing files only, not a second copy of the project.
     stored = {p for p, c in before_finish["best"]["files"].items() if c is not None}
     assert stored == {p for p in files if before_finish["files"].get(p) != files[p]} == {"adder.py", "extra.py"}
+
+
+async def test_a_file_cannot_replace_a_directory_emptied_earlier():
+    plan = {**ADDER_PLAN, "files": [*ADDER_PLAN["files"], {"path": "pkg/helper.py", "purpose": "a helper"}]}
+    drop = {"summary": "drop the helper", "actions": [{"kind": "delete_file", "path": "pkg/helper.py"}]}
+    replace = {
+        "summary": "a flat helper and fix add",
+        "actions": [{"kind": "fix_file", "path": "pkg", "instructions": "a file now"}, FIX["actions"][0]],
+    }
+    script = Script(**{"diagnose:1": "add subtracts", "diagnose:2": "add subtracts", "plan:1": drop, "plan:2": replace})
+    script.replies.update({"plan_project": plan, "generate_file:pkg/helper.py": "H = 1\n", "fix_file:2:*": GOOD})
+    _, _, state = await run(script)
+    assert state["status"] == "passed" and state["iteration"] == 3
+    assert "pkg is a directory" in refusals(state, 2)["pkg"] and "pkg" not in state["files"]

@@ -121,3 +121,10 @@ def test_a_file_over_the_byte_cap_is_too_large():
     assert too_large("x" * budgets.MAX_FILE_BYTES) is None
     assert "a file may hold" in too_large("x" * (budgets.MAX_FILE_BYTES + 1))
     assert too_large("é" * (budgets.MAX_FILE_BYTES // 2 + 1)) is not None  # bytes, not characters
+
+
+def test_a_directory_whose_files_were_deleted_earlier_is_still_a_directory():
+    # pkg/core.py was deleted at an earlier iteration: pkg may remain as an empty directory.
+    checked = check_debug_plan([fix("pkg"), fix("pkg/new.py")], {"adder.py": "x\n"}, PYTHON, 2, {"pkg/core.py"})
+    assert [a.path for a in checked.actions] == ["pkg/new.py"]
+    assert "pkg is a directory" in refused(checked)["pkg"]

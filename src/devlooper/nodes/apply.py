@@ -45,7 +45,8 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
     template = template_of(state, ctx)
     # Checked against the tree before anything is written: what cannot be carried
     # out (or would leave the thread unable to go on) is refused, the rest runs.
-    checked = check_debug_plan(actions, files, template, iteration)
+    earlier = {e["path"] for e in state.get("edits", [])}  # deleted files may have left directories
+    checked = check_debug_plan(actions, files, template, iteration, earlier)
     actions, results = checked.actions, list(checked.refused)
 
     fixes = [a for a in actions if a.kind == "fix_file"]

@@ -43,7 +43,7 @@ def too_large(content: str) -> str | None:
     """Why a file the model wrote is not kept (more bytes than a file may hold), or None."""
     size = len(content.encode())
     if size > budgets.MAX_FILE_BYTES:
-        return f"the model wrote {size} bytes; a file may hold {budgets.MAX_FILE_BYTES} (the file is unchanged)"
+        return f"the model wrote {size} bytes; a file may hold {budgets.MAX_FILE_BYTES}, so it was not written"
     return None
 
 

@@ -3,8 +3,9 @@
 The plan is first checked against the tree (``plancheck``): what cannot be
 carried out is refused and fed back. File fixes are model calls that run
 concurrently (a file over ``MAX_FILE_BYTES`` is refused); deletes are
-immediate; both are recorded as edits. Installs and commands then run in order as environment
-layers; a failure is recorded for the next diagnosis, never raised.
+immediate; both are recorded as edits. Installs and commands then run in
+order as environment layers; a failure is recorded for the next diagnosis,
+never raised.
 """
 
 from __future__ import annotations

@@ -174,7 +174,37 @@ def improves(run: TestRun, best: Best | None) -> bool:
 
 
 def best_of(run: TestRun, files: dict[str, str], layers: list[Layer]) -> Best:
-    return Best(iteration=run["iteration"], passed=run["passed"], failed=run["failed"], files=dict(files), layers=list(layers))
+    """The best run, taken on the state it ran against: its files are the current ones."""
+    return Best(
+        iteration=run["iteration"], passed=run["passed"], failed=run["failed"],
+        files=dict.fromkeys(files), layers=list(layers),
+    )
+
+
+def track_best(best: Best, before: dict[str, str], changes: dict[str, str | None]) -> Best:
+    """``best`` after ``changes`` are applied to the current files ``before``.
+
+    The best run holds a file's content only where it differs from the current
+    file (``None``: the same as now), so a checkpoint stores the project once,
+    not once more per improvement. A file about to change is copied into ``best``
+    first; one that changes back to the best's content is dropped again.
+    Every node that changes files while a best run exists calls this.
+    """
+    kept = dict(best["files"])
+    for path, new in changes.items():
+        if path not in kept:
+            continue  # not a file of the best run: restoring it leaves it out
+        mine = before.get(path) if kept[path] is None else kept[path]
+        kept[path] = None if new is not None and new == mine else mine
+    return Best(**{**best, "files": kept})
+
+
+def restore_best(state: State) -> tuple[dict[str, str], list[Layer]]:
+    """The files and environment layers of the best run so far."""
+    best = state["best"]
+    current = state.get("files", {})
+    files = {path: current[path] if content is None else content for path, content in best["files"].items()}
+    return files, list(best["layers"])
 
 
 def regression(state: State) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 
+from .budgets import MAX_DIFF_CHARS
 from .bounded import clip
 from .state import ActionResult, Detection, FileEdit, State
 
@@ -31,20 +32,31 @@ def make_edit(iteration: int, path: str, before: str | None, after: str | None, 
             tofile=f"b/{path}" if after is not None else "/dev/null",
         )
     )
+    added, removed = _count_lines(diff)
     return FileEdit(
         iteration=iteration,
         path=path,
         before=content_hash(before),
         after=content_hash(after),
-        diff=diff,
+        # Every checkpoint stores every edit: a bounded excerpt is enough to read, and
+        # the hashes (what loop detection compares) and line counts stay exact.
+        diff=clip(diff, MAX_DIFF_CHARS)[0],
         reason=reason,
+        added=added,
+        removed=removed,
     )
 
 
-def _diffstat(edit: FileEdit) -> str:
-    lines = edit["diff"].splitlines()
+def _count_lines(diff: str) -> tuple[int, int]:
+    lines = diff.splitlines()
     added = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
     removed = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
+    return added, removed
+
+
+def _diffstat(edit: FileEdit) -> str:
+    # Edits checkpointed before the counts were kept count what their diff still shows.
+    added, removed = (edit["added"], edit["removed"]) if "added" in edit else _count_lines(edit["diff"])
     if edit["after"] is None:
         return f"deleted {edit['path']}"
     if edit["before"] is None:
@@ -56,6 +68,8 @@ def render_result(r: ActionResult) -> str:
     if r["ok"]:
         return f"{r['kind']} {r['target']}: ok"
     tail = r["output"].strip().splitlines()[-1:] or [""]
+    if r["exit_code"] is None:  # nothing ran: the action was refused, or its file was not written
+        return f"{r['kind']} {r['target'][:200]}: FAILED {tail[0][:600]}"
     return f"{r['kind']} {r['target']}: FAILED (exit {r['exit_code']}) {tail[0][:200]}"
 
 
@@ -77,7 +91,12 @@ def render_history(state: State, budget: int = HISTORY_BUDGET) -> str:
     for it in sorted(plans, reverse=True):
         plan = plans[it]
         edits = [_diffstat(e) for e in state.get("edits", []) if e["iteration"] == it]
-        results = [render_result(r) for r in state.get("action_results", []) if r["iteration"] == it and r["kind"] != "fix"]
+        # A fix that ran shows as its edit; one that was refused shows as the refusal.
+        results = [
+            render_result(r)
+            for r in state.get("action_results", [])
+            if r["iteration"] == it and (r["kind"] != "fix" or not r["ok"])
+        ]
         after = runs.get(it + 1)
         outcome = (
             f"next test run: exit {after['exit_code']}, {after['passed']} passed, {after['failed']} failed"
@@ -87,6 +106,9 @@ def render_history(state: State, budget: int = HISTORY_BUDGET) -> str:
         )
         done = "; ".join(edits + results) or "nothing changed"
         entries.append(f"- iteration {it}: {plan['summary']} -> {done}; {outcome}")
+    generation = [render_result(r) for r in state.get("action_results", []) if r["iteration"] == 0 and not r["ok"]]
+    if generation:
+        entries.append(f"- generation: {'; '.join(generation)}")
     return _bounded(entries, budget, "older iterations") or "(this is the first failure)"
 
 

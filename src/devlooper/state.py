@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
+from . import budgets
+from .bounded import clip
 from .layers import Layer
 
 Status = Literal["running", "passed", "gave_up", "stuck", "error"]
@@ -31,6 +33,45 @@ def merge_files(current: dict[str, str] | None, update: dict[str, str | None] | 
         else:
             merged[path] = content
     return merged
+
+
+def add_runs(current: list[TestRun] | None, update: list[TestRun] | None) -> list[TestRun]:
+    """Append test runs; runs older than the newest ``FULL_OUTPUT_RUNS`` keep an excerpt
+    of their output and of their failures. Every checkpoint stores the whole state, and
+    only the newest runs' output and failures are read again (prompts, fingerprints);
+    older runs are kept for their counts and a glimpse of what failed."""
+    runs = [*(current or []), *(update or [])]
+    for i in range(max(0, len(runs) - budgets.FULL_OUTPUT_RUNS)):
+        runs[i] = _excerpt(runs[i])
+    return runs
+
+
+def _excerpt(run: TestRun) -> TestRun:
+    # The room left for clip's marker keeps an excerpt from being clipped again.
+    room = 100
+    output, dropped = run["output"], run["dropped"]
+    if len(output) > budgets.OLD_OUTPUT_CHARS + room:
+        output, more = clip(output, budgets.OLD_OUTPUT_CHARS)
+        dropped += more
+    failures = run["failures"][: budgets.OLD_FAILURES_KEPT]
+    if any(len(f["message"]) > budgets.OLD_FAILURE_CHARS + room for f in failures):
+        failures = [{**f, "message": clip(f["message"], budgets.OLD_FAILURE_CHARS)[0]} for f in failures]
+    if output is run["output"] and len(failures) == len(run["failures"]) and failures == run["failures"]:
+        return run
+    return {**run, "output": output, "dropped": dropped, "failures": failures}
+
+
+def add_edits(current: list[FileEdit] | None, update: list[FileEdit] | None) -> list[FileEdit]:
+    """Append edits; edits older than the newest iteration keep a head-and-tail excerpt
+    of their diff (what a loop warning shows of them), their hashes and line counts."""
+    edits = [*(current or []), *(update or [])]
+    if not edits:
+        return edits
+    newest = max(e["iteration"] for e in edits)
+    for i, edit in enumerate(edits):
+        if edit["iteration"] < newest and len(edit["diff"]) > budgets.OLD_DIFF_CHARS + 100:
+            edits[i] = {**edit, "diff": clip(edit["diff"], budgets.OLD_DIFF_CHARS)[0]}
+    return edits
 
 
 def add_counts(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
@@ -60,8 +101,10 @@ class FileEdit(TypedDict):
     path: str
     before: str | None  # sha256 of the old content; None when the file is new
     after: str | None  # sha256 of the new content; None when the file is deleted
-    diff: str
+    diff: str  # unified diff, clipped (budgets.MAX_DIFF_CHARS; older edits: OLD_DIFF_CHARS)
     reason: str
+    added: NotRequired[int]  # lines the whole diff adds and removes (before any clipping)
+    removed: NotRequired[int]
 
 
 class TestFailure(TypedDict):
@@ -126,12 +169,14 @@ class LoopEvent(TypedDict):
 
 
 class Best(TypedDict):
-    """The iteration with the most passing tests so far, with what it takes to restore it."""
+    """The iteration with the most passing tests so far, with what it takes to restore it
+    (``loops.restore_best``): its files, each as its content only where it differs from
+    the current file (``None``: the same as now), and its environment layers."""
 
     iteration: int
     passed: int
     failed: int
-    files: dict[str, str]
+    files: dict[str, str | None]
     layers: list[Layer]
 
 
@@ -164,10 +209,10 @@ class State(InputState):
     project: dict  # the generation plan (models.ProjectPlan as a dict)
     files: Annotated[dict[str, str], merge_files]
     layers: Annotated[list[Layer], operator.add]
-    test_runs: Annotated[list[TestRun], operator.add]
+    test_runs: Annotated[list[TestRun], add_runs]
     diagnosis: str
     plans: Annotated[list[dict], operator.add]  # one DebugPlan (as a dict) per iteration
-    edits: Annotated[list[FileEdit], operator.add]
+    edits: Annotated[list[FileEdit], add_edits]
     action_results: Annotated[list[ActionResult], operator.add]
     usage: Annotated[dict[str, float], add_counts]
     timings: Annotated[dict[str, float], add_counts]

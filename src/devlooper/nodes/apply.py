@@ -1,8 +1,11 @@
 """apply: carry out the debug plan.
 
-File fixes are model calls that run concurrently; deletes are immediate; both
-are recorded as edits. Installs and commands then run in order as environment
-layers; a failure is recorded for the next diagnosis, never raised.
+The plan is first checked against the tree (``plancheck``): what cannot be
+carried out is refused and fed back. File fixes are model calls that run
+concurrently (a file over ``MAX_FILE_BYTES`` is refused); deletes are
+immediate; both are recorded as edits. Installs and commands then run in
+order as environment layers; a failure is recorded for the next diagnosis,
+never raised.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from langgraph.runtime import Runtime
 
 from .. import prompts
 from ..context import Context
+from ..loops import track_best
 from ..memory import make_edit
 from ..models import ask_text
+from ..plancheck import check_debug_plan, refusal, too_large
 from ..schemas import Action
 from ..state import ActionResult, Layer, State, merge_files
 from .common import (
     context_of,
     model_of,
-    owned_by_environment,
     sandbox_of,
     template_of,
     timed,
@@ -37,15 +41,14 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
     actions = [Action.model_validate(a) for a in plan_dict["actions"]]
     files = dict(state.get("files", {}))
     changes: dict[str, str | None] = {}
-    edits, results, usage = [], [], {}
+    edits, usage = [], {}
 
     template = template_of(state, ctx)
-    refused = [a for a in actions if a.path and owned_by_environment(template, a.path)]
-    for action in refused:  # writing there would change the cached environment, not the project
-        note = f"{action.path} belongs to the environment, not the project: install packages instead"
-        kind = "fix" if action.kind == "fix_file" else "delete"
-        results.append(_file_result(iteration, kind, action.path, note, 0.0, ok=False))
-    actions = [a for a in actions if a not in refused]
+    # Checked against the tree before anything is written: what cannot be carried
+    # out (or would leave the thread unable to go on) is refused, the rest runs.
+    earlier = {e["path"] for e in state.get("edits", [])}  # deleted files may have left directories
+    checked = check_debug_plan(actions, files, template, iteration, earlier)
+    actions, results = checked.actions, list(checked.refused)
 
     fixes = [a for a in actions if a.kind == "fix_file"]
     if fixes:
@@ -62,12 +65,18 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
         for action, content, used, seconds in await asyncio.gather(*(fix(a) for a in fixes)):
             for name, value in used.items():
                 usage[name] = usage.get(name, 0) + value
+            if why := too_large(content):
+                results.append(refusal(iteration, "fix", action.path, why))
+                continue
             before = files.get(action.path)
             changed = content != before
             if changed:
                 edits.append(make_edit(iteration, action.path, before, content, action.instructions))
                 files[action.path] = changes[action.path] = content
-            results.append(_file_result(iteration, "fix", action.path, "changed" if changed else "unchanged", seconds))
+            note = "changed" if changed else "unchanged"
+            if action.path in checked.merged:
+                note += f" ({checked.merged[action.path]} fix_file actions on this path were merged into one call)"
+            results.append(_file_result(iteration, "fix", action.path, note, seconds))
 
     for action in (a for a in actions if a.kind == "delete_file"):
         if action.path in files:
@@ -101,7 +110,11 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             edits += synced_edits
         await box.sync_files(files)  # the step ends with the sandbox equal to the state
 
-    return {"files": changes, "edits": edits, "layers": layers, "action_results": results, "usage": usage}
+    update = {"files": changes, "edits": edits, "layers": layers, "action_results": results, "usage": usage}
+    if state.get("best") and changes:
+        # The best run keeps only the files that now differ from the current ones.
+        update["best"] = track_best(state["best"], state.get("files", {}), changes)
+    return update
 
 
 def _file_result(iteration: int, kind: str, path: str, note: str, seconds: float, ok: bool = True) -> ActionResult:

@@ -8,6 +8,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from ..context import Context
+from ..loops import restore_best
 from ..manifest import build_manifest
 from ..output import write_output
 from ..sandboxes.pool import release
@@ -109,4 +110,5 @@ def kept_state(state: State, ctx: Context, status: str) -> State:
     best = state.get("best")
     if status == "passed" or not ctx.keep_best or not best or best["iteration"] == state["iteration"]:
         return state
-    return {**state, "files": best["files"], "layers": best["layers"]}
+    files, layers = restore_best(state)
+    return {**state, "files": files, "layers": layers}

@@ -10,12 +10,12 @@ from langgraph.runtime import Runtime
 from .. import prompts
 from ..context import Context
 from ..models import ask_structured, ask_text
+from ..plancheck import check_file_list, refusal, too_large
 from ..schemas import FileSpec, ProjectPlan
 from ..state import State
 from .common import (
     context_of,
     model_of,
-    owned_by_environment,
     sandbox_of,
     sandbox_settings,
     template_of,
@@ -40,10 +40,14 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
             text, used = await ask_text(model, messages, key=f"generate_file:{spec.path}", recorder=recorder)
             return spec.path, prompts.strip_fences(text), used
 
-    # A planned file under node_modules (a link into the environment) is not the project's to write.
-    specs = [spec for spec in plan.files if not owned_by_environment(template, spec.path)]
-    written = await asyncio.gather(*(write(spec) for spec in specs))
-    files = {**template.setup_files, **{path: content for path, content, _ in written}}
+    # The planned paths are checked against the template's files before anything is
+    # written (plancheck); the refused ones are left out of the plan and fed back.
+    kept, refused = check_file_list([spec.path for spec in plan.files], template.setup_files, template)
+    plan = plan.model_copy(update={"files": [spec for spec in plan.files if spec.path in kept]})
+    written = await asyncio.gather(*(write(spec) for spec in plan.files))
+    oversized = {path: why for path, content, _ in written if (why := too_large(content))}
+    refused += [refusal(0, "fix", path, why) for path, why in oversized.items()]
+    files = {**template.setup_files, **{path: content for path, content, _ in written if path not in oversized}}
     for _, _, used in written:
         for name, value in used.items():
             usage[name] = usage.get(name, 0) + value
@@ -60,13 +64,13 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
         "files": files,
         "usage": usage,
         "layers": [],
-        "action_results": [],
+        "action_results": refused,
     }
     if plan.packages:
         box = await sandbox_of({**state, "run_id": run_id, "env_template": update["env_template"]}, ctx, files)
         layer, result = await run_env_step(box, install_layer(plan.packages, 0), ctx)
         update["layers"] = [layer] if layer else []
-        update["action_results"] = [result]
+        update["action_results"] = [*refused, result]
         if layer:
             synced, _ = await sync_manifest(box, template, files, 0)
             update["files"] = {**files, **synced}

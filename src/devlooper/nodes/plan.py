@@ -1,4 +1,4 @@
-"""plan: turn the diagnosis into a validated DebugPlan."""
+"""plan: turn the diagnosis into a validated DebugPlan, at most ``MAX_PLAN_ACTIONS`` actions of it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ..context import Context
 from ..loops import detect, regression
 from ..memory import render_notes, render_result
 from ..models import MalformedOutput, ask_structured
+from ..plancheck import cap_actions
 from ..schemas import DebugPlan
 from ..state import ActionResult, State
 from .common import context_of, model_of, template_of, timed
@@ -38,4 +39,8 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
         )
         empty = {"iteration": iteration, "summary": "the model's plan did not validate", "actions": []}
         return {"plans": [empty], "action_results": [failure]}
-    return {"plans": [{"iteration": iteration, **debug_plan.model_dump(mode="json")}], "usage": usage}
+    # Only what may run is stored (every checkpoint holds every plan); the rest is
+    # refused here, in one result the next diagnosis sees.
+    capped = cap_actions(debug_plan.actions, iteration)
+    stored = {"iteration": iteration, **debug_plan.model_copy(update={"actions": capped.actions}).model_dump(mode="json")}
+    return {"plans": [stored], "usage": usage, "action_results": capped.refused}

@@ -2,18 +2,22 @@
 
 Everything that reaches the model is bounded: test output keeps its head and
 tail, file contents are chosen by relevance within a character budget, and
-the history of earlier iterations is compact and newest first.
+the history of earlier iterations is compact and newest first. Every prompt as
+a whole is held to ``MAX_PROMPT_CHARS`` (``within_budget``): over it, its
+largest parts (a huge file, a long output) are clipped until it fits.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from ..bounded import clip
+from ..budgets import MAX_PROMPT_CHARS
 from ..memory import render_history
 from ..schemas import Action, ProjectPlan
 from ..state import State, TestRun
@@ -28,19 +32,44 @@ def _text(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.md").read_text()
 
 
-def _system(template: EnvTemplate) -> SystemMessage:
-    return SystemMessage(
-        _text("system").format(
-            template_name=template.name,
-            template_description=template.description,
-            test_command=template.test_command,
-            guidance=template.guidance or "none",
-        )
-    )
+MARKER = 64  # room for the note ``clip`` leaves where it dropped characters
+
+
+def within_budget(
+    build: Callable[[dict[str, object]], list[BaseMessage]], values: dict[str, object], budget: int = MAX_PROMPT_CHARS
+) -> list[BaseMessage]:
+    """``build(values)``, with the largest text values clipped (head and tail kept)
+    until all the messages together hold at most ``budget`` characters."""
+    messages = build(values)
+    for _ in range(len(values)):
+        over = sum(len(m.content) for m in messages) - budget
+        texts = [k for k, v in values.items() if isinstance(v, str)]
+        if over <= 0 or not texts:
+            break
+        name = max(texts, key=lambda k: len(values[k]))
+        size = len(values[name])
+        if size <= MARKER:
+            break  # only the template's own text is left: nothing worth clipping
+        values = {**values, name: clip(values[name], max(2, size - over - MARKER))[0]}
+        messages = build(values)
+    return messages
 
 
 def _messages(template: EnvTemplate, name: str, **values: object) -> list[BaseMessage]:
-    return [_system(template), HumanMessage(_text(name).format(**values))]
+    system = {
+        "template_name": template.name,
+        "template_description": template.description,
+        "test_command": template.test_command,
+        "guidance": template.guidance or "none",
+    }
+
+    def build(v: dict[str, object]) -> list[BaseMessage]:
+        return [
+            SystemMessage(_text("system").format(**{k: v[k] for k in system})),
+            HumanMessage(_text(name).format(**{k: v[k] for k in values})),
+        ]
+
+    return within_budget(build, {**system, **values})
 
 
 def tree(files: dict[str, str]) -> str:
@@ -176,14 +205,20 @@ TEMPLATE_SYSTEM = (
 )
 
 
+def _draft_messages(v: dict[str, object]) -> list[BaseMessage]:
+    return [SystemMessage(TEMPLATE_SYSTEM), HumanMessage(_text("template_draft").format(description=v["description"]))]
+
+
 def template_draft(description: str) -> list[BaseMessage]:
-    return [SystemMessage(TEMPLATE_SYSTEM), HumanMessage(_text("template_draft").format(description=description))]
+    return within_budget(_draft_messages, {"description": description})
 
 
 def template_repair(description: str, draft: str, problem: str, attempt: int, attempts: int) -> list[BaseMessage]:
     """The first prompt again, then the failed draft and what went wrong (bounded)."""
     problem, _ = clip(problem, 6_000)
-    repair = _text("template_repair").format(
-        description=description, draft=draft, problem=problem, attempt=attempt, attempts=attempts
-    )
-    return [*template_draft(description), HumanMessage(repair)]
+
+    def build(v: dict[str, object]) -> list[BaseMessage]:
+        return [*_draft_messages(v), HumanMessage(_text("template_repair").format(**v))]
+
+    values = {"description": description, "draft": draft, "problem": problem, "attempt": attempt, "attempts": attempts}
+    return within_budget(build, values)

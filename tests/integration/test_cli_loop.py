@@ -52,11 +52,11 @@ def test_interactive_asks_at_the_terminal_and_uses_the_answer(capsys, tmp_path, 
         return "add must return a + b"
 
     monkeypatch.setattr(cli.console, "input", answer)
-    model = cassette(tmp_path, **{"plan:4": fix("use + as the human said"), "fix_file:4:adder.py": GOOD})
+    model = cassette(tmp_path, **{"plan:5": fix("use + as the human said"), "fix_file:5:adder.py": GOOD})
     code, text = run_cli(capsys, tmp_path, model, "--interactive")
     assert code == 0, text
     assert len(asked) == 1 and "guidance" in asked[0]
-    assert "stuck in a loop at run 4" in text and "What should it try instead?" in text
+    assert "stuck in a loop at run 5" in text and "What should it try instead?" in text
     assert "guidance: add must return a + b" in text
     assert (tmp_path / "out" / "adder.py").read_text() == GOOD
     report = json.loads((tmp_path / "out" / ".devlooper" / "report.json").read_text())
@@ -76,9 +76,9 @@ def test_an_empty_answer_or_end_of_input_stops_the_run(capsys, tmp_path, monkeyp
 def test_without_interactive_a_loop_exits_1_as_stuck_and_keep_best_writes_the_best(capsys, tmp_path):
     code, text = run_cli(capsys, tmp_path, cassette(tmp_path), "--keep-best", "--max-iterations", "9")
     assert code == 1
-    assert "loop, model warned:" in text and "stuck: stuck in a loop at run 4" in text
+    assert "loop, model warned:" in text and "stuck: stuck in a loop at run 5" in text
     report = json.loads((tmp_path / "out" / ".devlooper" / "report.json").read_text())
-    assert report["status"] == "stuck" and report["iterations"] == 4
+    assert report["status"] == "stuck" and report["iterations"] == 5
     # The confinement the generated code ran under, in the banner and in the report.
     assert "sandbox local · isolation bwrap" in text and report["isolation"] == "bwrap"
     # Run 1 (a - b) and run 2 (a * b) both pass one test: the first stays the best.

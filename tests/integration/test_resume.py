@@ -333,13 +333,13 @@ async def test_a_paused_interactive_run_resumes_later_with_an_answer(tmp_path: P
     from tests.integration.test_loop import GOOD
     from tests.integration.test_loop_memory import fix
 
-    model = loop_cassette(tmp_path, **{"plan:4": fix("use + as the human said"), "fix_file:4:adder.py": GOOD})
+    model = loop_cassette(tmp_path, **{"plan:5": fix("use + as the human said"), "fix_file:5:adder.py": GOOD})
     db, out = tmp_path / "db.sqlite", tmp_path / "out"
     paused = await run("a tiny library", Context(model=model, interactive=True, output_dir=str(out)),
                        thread_id="ask", db=db)  # nobody to ask: the run stays paused
-    assert paused["interrupt"]["iteration"] == 4 and not out.exists()
+    assert paused["interrupt"]["iteration"] == 5 and not out.exists()
 
     asked = []
     final = await resume("ask", db=db, ask=lambda q: asked.append(q) or "add must return a + b")
-    assert [q["iteration"] for q in asked] == [4]
+    assert [q["iteration"] for q in asked] == [5]
     assert final["status"] == "passed" and (out / "adder.py").read_text() == GOOD

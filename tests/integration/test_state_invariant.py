@@ -222,7 +222,7 @@ async def test_a_paused_run_holds_no_sandbox_and_resumes_by_rebuilding_it(tmp_pa
     from tests.integration.test_loop import GOOD
     from tests.integration.test_loop_memory import fix
 
-    model = loop_cassette(tmp_path, **{"plan:4": fix("use + as the human said"), "fix_file:4:adder.py": GOOD})
+    model = loop_cassette(tmp_path, **{"plan:5": fix("use + as the human said"), "fix_file:5:adder.py": GOOD})
     out = tmp_path / "out"
     live_while_paused = []
 
@@ -234,4 +234,4 @@ async def test_a_paused_run_holds_no_sandbox_and_resumes_by_rebuilding_it(tmp_pa
                       thread_id="pause", db=tmp_path / "db.sqlite", ask=ask)
     assert live_while_paused == [set()]  # nothing held while a human thinks
     assert final["status"] == "passed" and (out / "adder.py").read_text() == GOOD
-    assert final["iteration"] == 5  # the test after the answer ran in a rebuilt sandbox
+    assert final["iteration"] == 6  # the test after the answer ran in a rebuilt sandbox

@@ -16,6 +16,7 @@ from .. import prompts
 from ..context import Context
 from ..memory import make_edit
 from ..models import ask_text
+from ..sandboxes.workspace import digest
 from ..schemas import Action
 from ..state import ActionResult, Layer, State
 from .common import (
@@ -85,7 +86,8 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             if action.kind == "install":
                 layer = install_layer(action.packages, iteration)
             else:
-                layer = Layer(kind="command", spec=action.command, iteration=iteration)
+                # A command sees the project: the files it ran against are part of its cache key.
+                layer = Layer(kind="command", spec=action.command, iteration=iteration, workspace=digest(files))
             added, result = await run_env_step(box, layer, ctx)
             layers += [added] if added else []
             results.append(result)

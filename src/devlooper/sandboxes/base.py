@@ -18,6 +18,7 @@ from ..paths import normalize
 from ..layers import Layer
 
 if TYPE_CHECKING:
+    from ..context import Context
     from ..templates.base import EnvTemplate
 
 Kill = Literal["timeout", "memory", "cpu", "processes", "file_size", "signal"]
@@ -97,10 +98,11 @@ class Sandbox(abc.ABC):
         self._written: dict[str, str] = {}  # path -> sha256 of what we last wrote
 
     @classmethod
-    def check_config(cls) -> None:
+    def check_config(cls, ctx: Context | None = None) -> None:
         """Raise ``ConfigError`` with one clear line if this backend cannot be used here.
 
-        Called before any work (no network): a missing SDK or credential.
+        Called before any work (no network): a missing SDK or credential, a local
+        sandbox that cannot isolate (``ctx`` holds the run's settings).
         """
 
     # --- lifecycle -------------------------------------------------------

@@ -53,6 +53,7 @@ READ_CAP = 4_000_000  # bytes of one file read back from the workspace or the en
 CHANGES_CAP = 8_000_000  # bytes of text a command layer's workspace changes may hold to be replayable
 KEY_VERSION = "2"  # bumped when what a key means changes: old entries are never taken for new ones
 SHARED_CACHES = ("pip", "npm")  # download caches: shared by installs, private to everything else
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle of the system's trusted CAs
 LOCAL_PACKAGE_CAP = 50_000_000  # bytes of a declared local package hashed for the cache key
 
 
@@ -254,6 +255,10 @@ class LocalSandbox(Sandbox):
             "PIP_CACHE_DIR": caches["pip"],
             "npm_config_cache": caches["npm"],
         }
+        if os.path.isfile(SYSTEM_CA):
+            # pip trusts its own bundle by default; the system's may also hold a proxy's CA
+            # (the host's /etc/pip.conf, which would say so, is not part of the sandbox's /etc).
+            env["PIP_CERT"] = SYSTEM_CA
         if not building:  # no network while tests run: fail at once instead of retrying
             env["PIP_RETRIES"] = "0"
             env["npm_config_fetch_retries"] = "0"  # else npm backs off for over a minute

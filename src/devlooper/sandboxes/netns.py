@@ -69,6 +69,7 @@ class SlirpNetwork:
         self._close(self.block_r)
         try:
             pid = self._child_pid()
+            _wait_for_loopback(pid)
             netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
             try:
                 userns = fcntl.ioctl(netns, NS_GET_USERNS)
@@ -135,6 +136,20 @@ class SlirpNetwork:
         let a command that was about to be killed start without its network."""
         for fd in list(self._open):
             self._close(fd)
+
+
+def _wait_for_loopback(pid: int) -> None:
+    """Wait until bubblewrap has set up the namespace's loopback: slirp4netns configures
+    the same namespace, and the two racing on it makes bubblewrap fail."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/net/fib_trie", "rb") as f:
+                if b"127.0.0.1" in f.read():
+                    return
+        except OSError:
+            return  # the process is gone: starting slirp4netns will say so
+        time.sleep(0.002)
 
 
 def _read_within(fd: int, timeout: float, *, until: bytes) -> bytes:

@@ -111,7 +111,11 @@ def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypa
     (cargo / "bin").mkdir(parents=True)
     (cargo / "credentials.toml").write_text("token = 'secret'")
     (cargo / "config.toml").write_text("")
+    rustup = tmp_path / "home" / ".rustup"
+    (rustup / "toolchains").mkdir(parents=True)
+    (rustup / "settings.toml").write_text("")
     monkeypatch.setenv("CARGO_HOME", str(cargo))
+    monkeypatch.setenv("RUSTUP_HOME", str(rustup))
     argv = bwrap.wrap(
         ["true"], bwrap.Mounts(rw={"/tmp/ws": "/workspace"}), workdir="/workspace", toolchains=[str(cargo / "bin")]
     )
@@ -119,9 +123,12 @@ def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypa
     assert "--clearenv" in argv and "--die-with-parent" in argv and "--new-session" in argv
     assert "--share-net" not in argv and "/workspace" in binds
     assert str(cargo / "bin") in binds and str(cargo) not in binds
-    toolchains = {str(cargo / "bin"), os.path.realpath(sys.base_prefix)}  # the interpreter venvs are made from
+    assert {str(rustup / "toolchains"), str(rustup / "settings.toml")} <= binds and str(rustup) not in binds
+    toolchains = {str(cargo / "bin"), str(rustup / "toolchains"), str(rustup / "settings.toml"),
+                  os.path.realpath(sys.base_prefix)}  # the interpreter venvs are made from
     assert not any(b.startswith(("/root", "/home", "/opt", "/var", "/srv", "/mnt")) for b in binds - toolchains)
     assert "/etc" not in binds and "/etc/passwd" in binds and "/etc/shadow" not in binds
+    assert argv[argv.index("--remount-ro") + 1] == "/"  # the sandbox's own root is read-only
     assert all(b.startswith(("/usr", "/etc/", "/workspace", "/lib", "/bin", "/sbin")) for b in binds - toolchains), binds
 
 
@@ -209,3 +216,31 @@ def test_relocate_never_writes_through_a_link(tmp_path):
     (other / "bin").symlink_to(tmp_path)  # bin itself a link to the host
     relocate(other, Path("/old/place"), Path("/new"))
     assert victim.read_text().startswith("#!/old/place")
+
+
+def test_devlooper_cache_lists_entries_and_clears_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEVLOOPER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("devlooper.sandboxes.envcache.IN_USE", 0.0)
+    cache = EnvCache(tmp_path / "envs" / "bwrap")
+    scratch = cache.scratch()
+    scratch.mkdir()
+    (scratch / "blob").write_bytes(b"x" * 300_000)
+    cache.publish(scratch, "abc123", "python", [{"kind": "install", "spec": "six", "iteration": 1}])
+    assert cli.main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "abc123" in out and "python: install six" in out and "0.3" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert not (tmp_path / "envs" / "bwrap" / "abc123").exists() and cache.entries() == []
+
+
+def test_local_settings_are_typed_and_serializable(monkeypatch):
+    from devlooper.sandboxes.isolation import LocalSettings
+
+    monkeypatch.setenv("DEVLOOPER_CACHE_MAX_MB", "123")
+    settings = LocalSettings.from_env("none")
+    data = settings.model_dump(mode="json")
+    assert data["isolation"] == "none" and data["cache_max_mb"] == 123 and data["limits"]["memory_mb"] == 2048
+    assert LocalSettings.model_validate(data) == settings
+    monkeypatch.setenv("DEVLOOPER_CACHE_MAX_MB", "lots")
+    with pytest.raises(ConfigError, match="DEVLOOPER_CACHE_MAX_MB"):
+        LocalSettings.from_env("bwrap")

@@ -154,6 +154,9 @@ def wrap(
                 made.add(str(parent))
                 out += ["--perms", "0755", "--dir", str(parent)]
         out += ["--ro-bind", host, host]
+    # The sandbox's own root (a tmpfs holding the mount points) read-only too: unprivileged,
+    # its directories belong to the user, who could otherwise write /etc or / inside.
+    out += ["--remount-ro", "/"]
     for key, value in (env or {}).items():
         out += ["--setenv", key, value]
     out += ["--chdir", workdir, "--", *argv]

@@ -329,3 +329,16 @@ async def test_with_isolation_none_the_user_accepted_the_risk_and_it_runs(monkey
         isolation="none", output_dir=str(output_dir),
     )
     assert state["status"] == "passed"
+
+
+async def test_a_build_step_has_a_route_to_the_internet_and_none_to_private_networks(box):
+    """Only the routing table is read: no traffic goes to any private or public address."""
+    routes = await box.add_layer(
+        {"kind": "command", "spec": "ip route show; ip -o addr show", "iteration": 1, "workspace": "routes"}, timeout=60
+    )
+    assert routes.ok, routes.output
+    assert "default via 10.0.2.2" in routes.stdout  # slirp's gateway: outbound access
+    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"):
+        assert f"unreachable {private}" in routes.stdout
+    test_run = await box.exec("ip -o addr show", timeout=10)
+    assert "tap0" not in test_run.stdout  # tests: loopback only

@@ -37,7 +37,7 @@ from ..layers import Layer
 from .workspace import TooLarge, read_capped, write_nofollow
 
 LOCK_POLL = 0.2  # seconds between two tries to take a build lock
-IN_USE = 600.0  # seconds since its last use during which an entry is never pruned
+IN_USE = 3600.0  # seconds since its last use during which an entry is never pruned
 META_CAP = 16_000_000  # bytes of one entry's metadata read back (it holds a command's workspace changes)
 
 
@@ -166,9 +166,7 @@ class EnvCache:
             with contextlib.suppress(FileNotFoundError):
                 self.path(key).rename(trash)
                 remove_tree(trash)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock)
-            return True
+            return True  # the lock file stays: a builder may be waiting on it
         finally:
             os.close(fd)
 

@@ -275,6 +275,8 @@ class LocalSandbox(Sandbox):
         network: bool = False,
     ) -> ExecResult:
         step = self._step_for(command, self.workspace, self.env_dir, cwd=cwd, writable=False, network=network)
+        if self.env_key:  # a run that keeps testing keeps its environment from being pruned
+            await asyncio.to_thread(self.cache.touch, self.env_key)
         return await self._run(step, timeout=timeout, env=env, building=False)
 
     def _step_for(

@@ -32,6 +32,10 @@ SLIRP_DNS = "10.0.2.3"  # slirp's DNS forwarder inside the namespace
 RESOLV_CONF = f"nameserver {SLIRP_DNS}\n"
 NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: the user namespace that owns it
 READY_TIMEOUT = 10.0  # seconds for bubblewrap's pid and for slirp4netns to be ready
+# Private and link-local ranges: the host's own network and its neighbours (a cloud's
+# metadata service, the LAN). Made unreachable inside; slirp's 10.0.2.0/24 is more
+# specific, so its gateway and DNS forwarder stay reachable.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 
 
 def slirp_binary() -> str | None:
@@ -98,6 +102,8 @@ class SlirpNetwork:
                 ready = _read_within(ready_r, READY_TIMEOUT, until=b"1")
             finally:
                 os.close(ready_r)
+            if ready:
+                _unreachable_private_ranges(pid)
             if not ready:
                 why = b""
                 if self._slirp.poll() is not None and self._slirp.stderr:
@@ -136,6 +142,32 @@ class SlirpNetwork:
         let a command that was about to be killed start without its network."""
         for fd in list(self._open):
             self._close(fd)
+
+
+def _unreachable_private_ranges(pid: int) -> None:
+    """Add unreachable routes for ``PRIVATE_RANGES`` in the namespace of ``pid`` (with
+    nsenter and ip, joining the namespace's owning user namespace when not root)."""
+    nsenter, ip = shutil.which("nsenter"), shutil.which("ip") or "/usr/sbin/ip"
+    if not nsenter or not os.path.exists(ip):
+        raise SandboxError("nsenter and ip (util-linux, iproute2) are needed to keep build steps off private networks")
+    netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        userns = fcntl.ioctl(netns, NS_GET_USERNS)
+    finally:
+        os.close(netns)
+    try:
+        join = [f"--net=/proc/{pid}/ns/net"]
+        if os.geteuid() != 0:
+            join.insert(0, f"--user=/proc/self/fd/{userns}")
+        script = "; ".join(f"{ip} route add unreachable {net}" for net in PRIVATE_RANGES)
+        done = subprocess.run(
+            [nsenter, *join, "--", "/bin/sh", "-c", f"set -e; {script}"],
+            pass_fds=(userns,), capture_output=True, timeout=READY_TIMEOUT,
+        )
+    finally:
+        os.close(userns)
+    if done.returncode != 0:
+        raise SandboxError(f"could not keep the build step off private networks: {done.stderr.decode(errors='replace').strip()[-300:]}")
 
 
 def _wait_for_loopback(pid: int) -> None:

@@ -24,6 +24,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import time
 
 from .base import SandboxError
@@ -144,30 +145,56 @@ class SlirpNetwork:
             self._close(fd)
 
 
+# Run in a fresh interpreter outside the sandbox: it joins the namespace's owning user
+# namespace (unless root) and the network namespace with setns, which gives it the
+# capabilities to change routes there, and adds them over rtnetlink. Nothing is exec'd
+# after the join (an exec as a non-root uid would drop those capabilities), which is
+# why neither nsenter nor ip can do this for an unprivileged sandbox.
+ROUTES_SCRIPT = r"""
+import ctypes, ipaddress, os, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for path, kind in ((sys.argv[1], 0x10000000), (sys.argv[2], 0x40000000)):  # CLONE_NEWUSER, CLONE_NEWNET
+    if not path:
+        continue
+    fd = os.open(path, os.O_RDONLY)
+    if libc.setns(fd, kind) != 0:
+        sys.exit(f"setns {path}: {os.strerror(ctypes.get_errno())}")
+    os.close(fd)
+sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+sock.bind((0, 0))
+for seq, net in enumerate(sys.argv[3:], 1):
+    net = ipaddress.ip_network(net)
+    # rtmsg: family, dst_len, src_len, tos, table (main), protocol (boot), scope (universe), type (unreachable)
+    body = struct.pack("=BBBBBBBBI", socket.AF_INET, net.prefixlen, 0, 0, 254, 3, 0, 7, 0)
+    body += struct.pack("=HH", 8, 1) + net.network_address.packed  # RTA_DST
+    # RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    sock.send(struct.pack("=IHHII", 16 + len(body), 24, 0x1 | 0x4 | 0x400 | 0x200, seq, 0) + body)
+    reply = sock.recv(65536)
+    error = struct.unpack("=i", reply[16:20])[0] if struct.unpack("=H", reply[4:6])[0] == 2 else 0
+    if error:
+        sys.exit(f"route {net}: {os.strerror(-error)}")
+"""
+
+
 def _unreachable_private_ranges(pid: int) -> None:
-    """Add unreachable routes for ``PRIVATE_RANGES`` in the namespace of ``pid`` (with
-    nsenter and ip, joining the namespace's owning user namespace when not root)."""
-    nsenter, ip = shutil.which("nsenter"), shutil.which("ip") or "/usr/sbin/ip"
-    if not nsenter or not os.path.exists(ip):
-        raise SandboxError("nsenter and ip (util-linux, iproute2) are needed to keep build steps off private networks")
+    """Add unreachable routes for ``PRIVATE_RANGES`` in the network namespace of ``pid``."""
     netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
     try:
         userns = fcntl.ioctl(netns, NS_GET_USERNS)
     finally:
         os.close(netns)
     try:
-        join = [f"--net=/proc/{pid}/ns/net"]
-        if os.geteuid() != 0:
-            join.insert(0, f"--user=/proc/self/fd/{userns}")
-        script = "; ".join(f"{ip} route add unreachable {net}" for net in PRIVATE_RANGES)
+        own = os.geteuid() == 0  # root owns the namespace already: no user namespace to join
         done = subprocess.run(
-            [nsenter, *join, "--", "/bin/sh", "-c", f"set -e; {script}"],
-            pass_fds=(userns,), capture_output=True, timeout=READY_TIMEOUT,
+            [sys.executable, "-I", "-c", ROUTES_SCRIPT, "" if own else f"/proc/self/fd/{userns}",
+             f"/proc/{pid}/ns/net", *PRIVATE_RANGES],
+            pass_fds=(userns,), capture_output=True, timeout=READY_TIMEOUT, stdin=subprocess.DEVNULL,
         )
     finally:
         os.close(userns)
     if done.returncode != 0:
-        raise SandboxError(f"could not keep the build step off private networks: {done.stderr.decode(errors='replace').strip()[-300:]}")
+        why = done.stderr.decode(errors="replace").strip()[-300:]
+        raise SandboxError(f"could not keep the build step off private networks: {why}")
 
 
 def _wait_for_loopback(pid: int) -> None:

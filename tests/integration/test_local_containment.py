@@ -342,3 +342,21 @@ async def test_a_build_step_has_a_route_to_the_internet_and_none_to_private_netw
         assert f"unreachable {private}" in routes.stdout
     test_run = await box.exec("ip -o addr show", timeout=10)
     assert "tap0" not in test_run.stdout  # tests: loopback only
+
+
+async def test_the_host_never_writes_reads_or_deletes_through_a_link_in_the_workspace(box, tmp_path):
+    from devlooper.paths import UnsafePathError
+
+    target = victim(tmp_path)
+    planted = await box.exec(f"ln -s {tmp_path} sub && ln -s {target} direct.txt", timeout=10)
+    assert planted.ok
+    with pytest.raises(UnsafePathError):
+        await box.write_file("sub/new.txt", "through a link")
+    with pytest.raises(OSError):
+        await box.read_file("sub/host-file.txt")
+    with pytest.raises(OSError):
+        await box.read_file("direct.txt")
+    await box.delete_file("sub/host-file.txt")
+    await box.write_file("direct.txt", "replaces the link")
+    assert target.read_text() == "host content\n" and sorted(p.name for p in tmp_path.iterdir()) == ["host-file.txt"]
+    assert await box.read_file("direct.txt") == "replaces the link"

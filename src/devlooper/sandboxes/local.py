@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..layers import Layer
-from ..paths import normalize
+from ..paths import UnsafePathError, normalize
 from . import runtimes, workspace
 from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
 from .envcache import EnvCache, chown_tree, copy_tree, relocate, remove_tree
@@ -143,34 +143,20 @@ class LocalSandbox(Sandbox):
         await asyncio.to_thread(self._write, normalize(path), content.encode("utf-8"))
 
     def _write(self, rel: str, data: bytes) -> None:
-        """Write into the workspace through no link the sandbox left (one in the way is removed)."""
+        """Write into the workspace through no link the sandbox left: a link (or a file)
+        where a directory of the path must be is refused with ``UnsafePathError``; a link
+        or special file at the file's own place is replaced, never followed."""
         try:
             workspace.write_nofollow(self.workspace, rel, data)
         except OSError as exc:
-            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-            self._clear_way(rel)
-            workspace.write_nofollow(self.workspace, rel, data)
+            raise UnsafePathError(f"path goes through a link or a file in the workspace: {rel!r}") from None
         owner = self.strategy.owner()
         if owner:  # the sandbox's user must be able to change what we wrote
             parts = rel.split("/")
             for i in range(1, len(parts) + 1):
                 os.chown(self.workspace / "/".join(parts[:i]), *owner, follow_symlinks=False)
-
-    def _clear_way(self, rel: str) -> None:
-        """Remove what stands where a directory of ``rel`` (or the file itself) must be."""
-        parts = rel.split("/")
-        for i in range(1, len(parts) + 1):
-            here = self.workspace / "/".join(parts[:i])
-            try:
-                st = os.lstat(here)
-            except FileNotFoundError:
-                return
-            last = i == len(parts)
-            if stat.S_ISDIR(st.st_mode) and last:
-                remove_tree(here)
-            elif not stat.S_ISDIR(st.st_mode) and not last:
-                os.unlink(here)  # a link or a file where a directory must be: never followed
 
     async def read_file(self, path: str) -> str:
         """A workspace file: ``FileNotFoundError`` when missing, ``OSError`` when it is a link
@@ -189,8 +175,8 @@ class LocalSandbox(Sandbox):
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-            # A link on the way: the file cannot be inside the workspace there; the link itself goes.
-            self._clear_way(rel)
+            # A link on the way: no file of the workspace is there to delete (and the link
+            # may be the template's own, such as node_modules).
 
     async def read_env_file(self, path: str) -> str:
         assert self.env_dir is not None

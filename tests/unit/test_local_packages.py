@@ -64,3 +64,11 @@ def test_the_digest_follows_the_contents_not_the_name(tmp_path):
     (helper / "target" / "junk").write_text("other build output")
     assert local_packages_digest({"helper": str(helper)}) == changed  # build outputs are not the package
     assert local_packages_digest({}) == ""
+
+
+def test_an_archive_is_digested_by_its_bytes(tmp_path):
+    wheel = tmp_path / "tinydep-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"one")
+    first = local_packages_digest({"tinydep": str(wheel)})
+    wheel.write_bytes(b"two")
+    assert local_packages_digest({"tinydep": str(wheel)}) != first

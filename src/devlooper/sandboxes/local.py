@@ -288,7 +288,8 @@ class LocalSandbox(Sandbox):
             caches={name: caches_root / name for name in SHARED_CACHES},
             # Declared local packages stay visible after their install: cargo builds a
             # path dependency from its source at every test run.
-            read_only={os.path.realpath(p): p for p in self.template.local_packages.values()},
+            # (one that does not exist is not bound: the install that names it fails, as data)
+            read_only={os.path.realpath(p): p for p in self.template.local_packages.values() if os.path.exists(p)},
         )
 
     async def _run(
@@ -484,13 +485,18 @@ def _changes(before: dict[str, str | None], after: dict[str, str | None]) -> dic
 
 
 def local_packages_digest(packages: dict[str, str]) -> str:
-    """A digest of the contents of the template's declared local packages (read without
-    following links; build outputs such as ``target`` and ``node_modules`` left out)."""
+    """A digest of the contents of the template's declared local packages, archives or
+    directories (read without following links; build outputs such as ``target`` and
+    ``node_modules`` left out)."""
     h = hashlib.sha256()
     budget = LOCAL_PACKAGE_CAP
     for name in sorted(packages):
         root = Path(packages[name])
         h.update(f"\0{name}\0{root}".encode())
+        if os.path.isfile(root) and not os.path.islink(root):  # an archive (a wheel, a .tgz)
+            with contextlib.suppress(OSError, workspace.TooLarge):
+                h.update(hashlib.sha256(workspace.read_capped(root.parent, root.name, LOCAL_PACKAGE_CAP)).digest())
+            continue
         for entry in workspace.scan(root, ("target", "node_modules", ".git", "__pycache__", "build", "*.egg-info")):
             h.update(f"\0{entry.path}\0{entry.kind}".encode())
             if entry.kind == "file" and entry.size <= budget:

@@ -74,8 +74,17 @@ class SlirpNetwork:
         self._close(self.block_r)
         try:
             pid = self._child_pid()
+            if pid is None:
+                try:
+                    proc.wait(READY_TIMEOUT)
+                    return  # bubblewrap failed before its child existed: its own error says why
+                except subprocess.TimeoutExpired:
+                    raise SandboxError("bubblewrap reported no child pid") from None
             _wait_for_loopback(pid)
-            netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+            try:
+                netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+            except FileNotFoundError:
+                return  # the sandbox already ended: its exit status and output say why
             try:
                 userns = fcntl.ioctl(netns, NS_GET_USERNS)
             except OSError:
@@ -115,8 +124,10 @@ class SlirpNetwork:
         finally:
             self._close(self._info_r)
 
-    def _child_pid(self) -> int:
+    def _child_pid(self) -> int | None:
         data = _read_within(self._info_r, READY_TIMEOUT, until=b"}")
+        if not data:
+            return None
         try:
             return int(json.loads(data)["child-pid"])
         except (ValueError, KeyError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,15 @@ def test_an_install_names_a_declared_package_and_gets_its_path_in_the_runtimes_f
 
 def test_only_declared_packages_are_bound_never_paths_a_command_names(tmp_path):
     helper, other = crate(tmp_path), crate(tmp_path, "other")
-    box = LocalSandbox(SandboxSpec(template=with_packages("rust", {"helper": str(helper)})), isolation="none")
-    box.root = tmp_path
-    step = box._step_for(f"cargo add --path {other}", tmp_path, tmp_path, writable=True, network=False)
-    assert step.read_only == {str(helper.resolve()): str(helper)}
+    missing = tmp_path / "missing"
+    template = with_packages("rust", {"helper": str(helper), "gone": str(missing)})
+    box = LocalSandbox(SandboxSpec(template=template), isolation="none")
+    box._prepare()
+    try:
+        step = box._step_for(f"cargo add --path {other}", tmp_path, tmp_path, writable=True, network=False)
+    finally:
+        asyncio.run(box.close())
+    assert step.read_only == {str(helper.resolve()): str(helper)}  # a missing one is not bound: its install fails
 
 
 @pytest.mark.parametrize(

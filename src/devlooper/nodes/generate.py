@@ -29,7 +29,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
     # Before the first model call: a server or API run that cannot confine generated
     # code stops here with the reason, as the CLI does before it starts.
-    sandbox_class(ctx.sandbox).check_config(ctx)
+    await asyncio.to_thread(sandbox_class(ctx.sandbox).check_config, ctx)  # may probe bubblewrap once
     template = template_of(state, ctx)
     model, recorder = model_of(ctx)
     plan, usage = await ask_structured(

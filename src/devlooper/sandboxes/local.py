@@ -41,7 +41,7 @@ from ..paths import UnsafePathError, normalize
 from . import runtimes, workspace
 from .base import ExecResult, Sandbox, SandboxSpec, SandboxStartupError, layers_key
 from .envcache import EnvCache, chown_tree, copy_tree, relocate, remove_tree
-from .isolation import LocalSettings, Step, default_cache_dir, isolation_for
+from .isolation import LocalSettings, Prepared, Step, default_cache_dir, isolation_for
 from .limits import MB, Limits
 from .process import run_process
 
@@ -86,6 +86,7 @@ class LocalSandbox(Sandbox):
         self.env_key: str | None = None
         self.cache: EnvCache | None = None
         self._packages_digest = ""
+        self._declared: dict[str, str] = {}  # host path -> path inside, for declared local packages
         self._own: set[str] = set()  # entries this sandbox built (usable even when not replayable)
 
     @classmethod
@@ -132,6 +133,12 @@ class LocalSandbox(Sandbox):
             if owner and path.stat().st_uid != owner[0]:
                 chown_tree(path, *owner)
         self._packages_digest = local_packages_digest(self.template.local_packages)
+        # Declared local packages stay visible after their install: cargo builds a path
+        # dependency from its source at every test run. One that does not exist is not
+        # bound: the install that names it fails, as data.
+        self._declared = {
+            os.path.realpath(p): p for p in self.template.local_packages.values() if os.path.exists(p)
+        }
 
     async def close(self) -> None:
         if self.root is not None:
@@ -286,27 +293,28 @@ class LocalSandbox(Sandbox):
             env_writable=writable,
             network=network,
             caches={name: caches_root / name for name in SHARED_CACHES},
-            # Declared local packages stay visible after their install: cargo builds a
-            # path dependency from its source at every test run.
-            # (one that does not exist is not bound: the install that names it fails, as data)
-            read_only={os.path.realpath(p): p for p in self.template.local_packages.values() if os.path.exists(p)},
+            read_only=dict(self._declared),
         )
 
     async def _run(
         self, step: Step, *, timeout: float, env: dict[str, str] | None = None, building: bool
     ) -> ExecResult:
+        # Everything blocking (PATH look-ups, files) happens in a thread: a server's loop must not wait.
+        full_env, prepared = await asyncio.to_thread(self._prepare_step, step, env, timeout, building)
+        return await run_process(
+            prepared.argv, cwd=prepared.cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb,
+            preexec=prepared.preexec, attach=prepared.attach,
+        )
+
+    def _prepare_step(
+        self, step: Step, env: dict[str, str] | None, timeout: float, building: bool
+    ) -> tuple[dict[str, str], Prepared]:
         seen_env, seen_tmp, seen_caches = self.strategy.seen(step)
         if not building:
             # Tests get no shared download cache: an offline install must fail, not be served from it.
             seen_caches = {"pip": f"{seen_tmp}/pip-cache", "npm": f"{seen_tmp}/npm-cache"}
         full_env = {**self._env(seen_env, seen_tmp, seen_caches, building=building), **(env or {})}
-        prepared = await asyncio.to_thread(
-            self.strategy.prepare, step, full_env, self.limits, timeout, self.template.workdir
-        )
-        return await run_process(
-            prepared.argv, cwd=prepared.cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb,
-            preexec=prepared.preexec, attach=prepared.attach,
-        )
+        return full_env, self.strategy.prepare(step, full_env, self.limits, timeout, self.template.workdir)
 
     def layer_command(self, layer: Layer) -> str:
         """An install's packages, with the template's declared local packages named by
@@ -417,11 +425,7 @@ class LocalSandbox(Sandbox):
 
     async def _build_step(self, scratch: Path, command: str | list[str], timeout: float, *, shared_caches: bool) -> ExecResult:
         """A build step that cannot see the project: its workspace is an empty scratch directory."""
-        empty = Path(tempfile.mkdtemp(prefix="build-ws-", dir=self.root))
-        empty.chmod(0o755)
-        owner = self.strategy.owner()
-        if owner:
-            os.chown(empty, *owner)
+        empty = await asyncio.to_thread(self._empty_workspace)
         try:
             step = self._step_for(
                 command, empty, scratch, writable=True, network=self.spec.layer_network, shared_caches=shared_caches
@@ -429,6 +433,14 @@ class LocalSandbox(Sandbox):
             return await self._run(step, timeout=timeout, building=True)
         finally:
             await asyncio.to_thread(remove_tree, empty)
+
+    def _empty_workspace(self) -> Path:
+        empty = Path(tempfile.mkdtemp(prefix="build-ws-", dir=self.root))
+        empty.chmod(0o755)
+        owner = self.strategy.owner()
+        if owner:
+            os.chown(empty, *owner)
+        return empty
 
     def _snapshot(self) -> dict[str, str | None]:
         """The workspace's project files as text (None: present, but not text within the cap)."""
@@ -459,7 +471,7 @@ class LocalSandbox(Sandbox):
 
     async def _build_base(self, scratch: Path) -> None:
         """The template's environment before any layer: create, setup commands, base packages."""
-        create = runtimes.create_command(self.template, Path("/env" if self.isolated else scratch))
+        create = await asyncio.to_thread(runtimes.create_command, self.template, Path("/env" if self.isolated else scratch))
         steps: list[str | list[str]] = [create] if create else []
         steps += list(self.template.setup_commands)
         if self.template.base_packages:

@@ -190,3 +190,19 @@ async def test_a_local_package_changed_between_two_runs_is_seen_fresh(tmp_path):
         seen = await box.exec(f"cat {package}/version", timeout=10)  # declared: visible, read-only
         assert seen.stdout == "2\n"
         assert (await box.exec(f"echo 3 > {package}/version", timeout=10)).exit_code != 0 or not box.isolated
+
+
+async def test_only_installs_may_write_the_shared_download_caches(tmp_path):
+    shared = Path(os.environ["DEVLOOPER_CACHE_DIR"]) / "pip"
+    name = f"poison-{tmp_path.name}"
+    template = GENERIC.model_copy(
+        update={"name": "caches", "install_command": f'echo {{packages}} > "$PIP_CACHE_DIR/{name}-install"'}
+    )
+    async with make_sandbox("local", template, run_id="caches") as box:
+        command = await box.add_layer(layer(f'echo x > "$PIP_CACHE_DIR/{name}-command"'), timeout=60)
+        assert command.ok, command.output
+        installed = await box.add_layer(layer("pkg", "install"), timeout=60)
+        assert installed.ok, installed.output
+    assert not (shared / f"{name}-command").exists()  # a command layer's cache is private
+    assert (shared / f"{name}-install").exists()
+    (shared / f"{name}-install").unlink()

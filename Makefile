@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean sandbox-tools postgres
+.PHONY: demo test test-nonroot install clean sandbox-tools postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,19 +17,25 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/devlooper demo --output output/demo --force
 
-# bubblewrap isolates the local sandbox; CI installs it (as root, with apt) so that the
-# containment tests run for real. Elsewhere they are skipped with the reason.
+# bubblewrap isolates the local sandbox and slirp4netns gives its build steps a network
+# of their own; CI installs both (as root, with apt) so that the containment tests run
+# for real. Elsewhere they are skipped with the reason.
 sandbox-tools:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@if ! command -v bwrap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap slirp4netns; \
 	  else \
-	    echo "bubblewrap is not installed: sandbox containment tests will be skipped (apt-get install bubblewrap)"; \
+	    echo "bubblewrap or slirp4netns is not installed: sandbox containment tests will be skipped (apt-get install bubblewrap slirp4netns)"; \
 	  fi; \
 	fi
 
+# As root, the containment suite also runs as an ordinary user (bubblewrap unprivileged).
 test: $(STAMP) sandbox-tools postgres
 	$(BIN)/python -m pytest
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-nonroot; fi
+
+test-nonroot: sandbox-tools
+	bash .ci/test-nonroot
 
 # The Postgres checkpoint tests start their own server from Debian's postgresql
 # package. Installed here when missing and we are root with apt; elsewhere those

@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
     d = sub.add_parser("demo", help="replay a bundled session offline; pytest runs for real")
+    _isolation_option(d)
     _common(d)
+
+    c = sub.add_parser("cache", help="list the local environment cache (size, last use), or clear it")
+    c.add_argument("action", nargs="?", choices=["list", "clear"], default="list")
 
     sub.add_parser("templates", help="list the environment templates")
 
@@ -95,6 +99,15 @@ def _settings(p: argparse.ArgumentParser, template: bool = True) -> None:
     p.add_argument("--model", default=None, help="provider:model, or replay:CASSETTE (env: DEVLOOPER_MODEL)")
     p.add_argument("--base-url", default=None, help="base URL of an OpenAI-compatible server")
     p.add_argument("--record", default=None, metavar="PATH", help="record every model reply to a cassette")
+    _isolation_option(p)
+
+
+def _isolation_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--isolation", default=None, choices=["bwrap", "none"],
+        help="how the local sandbox confines generated code: bwrap (default; required) or none "
+        "(unconfined: accept the risk) (env: DEVLOOPER_ISOLATION)",
+    )
 
 
 def _common(p: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -160,7 +173,7 @@ def _check(ctx: Context, force: bool, output: bool = True) -> Context:
     if ctx.loop_window < 2:
         raise ConfigError("--loop-window must be at least 2 (one run cannot repeat itself)")
     get_template(ctx.template)
-    sandbox_class(ctx.sandbox).check_config()
+    sandbox_class(ctx.sandbox).check_config(ctx)
     load_chat_model(ctx.model, ctx.base_url)
     if output and ctx.output_dir:
         check_output_dir(ctx.output_dir, force)
@@ -278,13 +291,14 @@ def _templates() -> int:
 
 
 async def _template_new(args: argparse.Namespace) -> int:
-    given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox}
+    given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox,
+             "isolation": args.isolation}
     ctx = Context(**{k: v for k, v in given.items() if v is not None})
     if args.attempts < 1:
         raise ConfigError("--attempts must be at least 1")
     if Path(args.output).exists() and not args.force:
         raise ConfigError(f"{args.output} exists; use --force to replace it")
-    sandbox_class(ctx.sandbox).check_config()
+    sandbox_class(ctx.sandbox).check_config(ctx)
     model = load_chat_model(ctx.model, ctx.base_url)
     console.print(f"[bold]devlooper[/] · new template · sandbox [cyan]{ctx.sandbox}[/] · model [cyan]{ctx.model}[/]")
 
@@ -302,6 +316,33 @@ async def _template_new(args: argparse.Namespace) -> int:
     path = save_template(done.template, args.output, force=args.force)
     console.print(f"saved [bold]{path}[/]; use it with [bold]devlooper run --template {path} PROMPT[/]")
     print(path)
+    return 0
+
+
+def _cache(action: str) -> int:
+    """The local environment cache: its entries (least recently used first), or clear it."""
+    from datetime import datetime  # noqa: PLC0415
+
+    from .sandboxes.envcache import EnvCache  # noqa: PLC0415
+    from .sandboxes.isolation import LocalSettings  # noqa: PLC0415
+
+    settings = LocalSettings.from_env("none")
+    roots = sorted(Path(settings.cache_dir, "envs").glob("*"))
+    caches = [EnvCache(root) for root in roots if root.is_dir()]
+    if action == "clear":
+        removed = sum(cache.clear() for cache in caches)
+        console.print(f"removed {removed} environment(s) from {Path(settings.cache_dir, 'envs')}")
+        return 0
+    total = 0
+    print(f"{'key':<24} {'isolation':<9} {'size MB':>8}  {'last used':<19}  template: layers")
+    for cache in caches:
+        for entry in cache.entries():
+            total += entry.size
+            used = datetime.fromtimestamp(entry.last_used).strftime("%Y-%m-%d %H:%M:%S")
+            layers = " | ".join(f"{x.get('kind')} {x.get('spec')}"[:60] for x in entry.layers) or "(base)"
+            print(f"{entry.key:<24} {cache.root.name:<9} {entry.size / 2**20:>8.1f}  {used:<19}  {entry.template}: {layers}")
+    cap = f"{settings.cache_max_mb} MB" if settings.cache_max_mb else "no cap"
+    print(f"total {total / 2**20:.1f} MB of {cap} (DEVLOOPER_CACHE_MAX_MB) in {Path(settings.cache_dir, 'envs')}")
     return 0
 
 
@@ -332,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_resume(args))
         if args.command == "history":
             return asyncio.run(_history(args))
+        if args.command == "cache":
+            return _cache(args.action)
         return asyncio.run(_run(args.prompt, _context(args), args))
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped

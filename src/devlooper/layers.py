@@ -20,9 +20,6 @@ class Layer(TypedDict):
     # For a layer that sees the project (a command): the digest of the project files it ran
     # against. It is part of the layer's cache key, so a cached result is only reused for
     # the same files.
+    # A cached entry of such a layer also keeps what the command changed in the project, and
+    # a reuse makes those changes again: a warm cache gives what a cold one gives.
     workspace: NotRequired[str]
-    # For a command: a random id given when it first runs, and part of the cache key. A
-    # command also changes the project, which a cached environment cannot replay: the
-    # cache may stand in for it only when the state replays the layer (the state holds
-    # what it did to the project), never when it runs anew, in this run or another.
-    once: NotRequired[str]

@@ -17,17 +17,48 @@ from .paths import normalize
 # A path from the model: relative to the project root and inside it (``paths.normalize``).
 ProjectPath = Annotated[str, AfterValidator(normalize)]
 
-# A package spec as pip, npm or cargo take it: a name, extras, a version bound, a path to a local
-# package, or an option of the install command (cargo add's --path, --features, --dev).
-# Anything a shell would interpret is refused before it reaches a command line.
-PACKAGE_SPEC = re.compile(r"^(?:--?[A-Za-z]|[A-Za-z0-9@_./])[A-Za-z0-9._\-\[\],<>=!~^*/@:+ ]*$")
+# What a model may ask an install for: package names, with extras and a version (pip's
+# ``pydantic[email]>=2,<3``, npm's ``@types/node@^20``, cargo's ``serde@1``), and cargo add's
+# feature and dependency-kind options. Never a path, a URL, ``.``, or an index, registry or
+# source option: those would install code from anywhere under a name that says nothing
+# about it (and the environment cache keys by that name). A local package is declared by
+# the user in the template (``local_packages``) and named here by its name.
+_NAME = r"(?:@[a-z0-9][a-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*"
+_EXTRAS = r"(?:\[[A-Za-z0-9._-]+(?:,[A-Za-z0-9._-]+)*\])?"
+_VERSION = r"(?:(?:===?|[<>!~]=|[<>@])[A-Za-z0-9.*+^~_-]*(?:,(?:===?|[<>!~]=|[<>])[A-Za-z0-9.*+_-]+)*)?"
+PACKAGE_NAME = re.compile(rf"^{_NAME}{_EXTRAS}{_VERSION}$")
+FEATURES = re.compile(r"^[A-Za-z0-9_+-]+(?:,[A-Za-z0-9_+-]+)*$")  # after --features / -F
+FLAG_OPTIONS = ("--dev", "--build", "--optional", "--no-default-features")
+VALUE_OPTIONS = ("--features", "-F")
+INSTALL_HELP = (
+    "an install takes package names with optional extras and version (requests, pydantic[email]>=2, "
+    "@types/node@20, serde@1 --features derive); paths, URLs and index or registry options are not "
+    "allowed: a local package must be declared in the template's local_packages and installed by its name"
+)
 
 
-def _package(spec: str) -> str:
-    spec = spec.strip()
-    if not PACKAGE_SPEC.match(spec):
-        raise ValueError(f"not a package name or version spec: {spec!r}")
-    return spec
+def _packages_list(specs: list[str]) -> list[str]:
+    """Validate an install's words in order (an option's value follows it)."""
+    words = [s.strip() for s in specs]
+    i = 0
+    while i < len(words):
+        word = words[i]
+        option, _, inline = word.partition("=")
+        if option in VALUE_OPTIONS:
+            value = inline if inline else (words[i + 1] if i + 1 < len(words) else "")
+            if not FEATURES.match(value):
+                raise ValueError(f"{option} needs a list of feature names, not {value!r}: {INSTALL_HELP}")
+            i += 1 if inline else 2
+            continue
+        if word in FLAG_OPTIONS:
+            i += 1
+            continue
+        if word.startswith("-"):
+            raise ValueError(f"option {word!r} is not allowed in an install: {INSTALL_HELP}")
+        if not PACKAGE_NAME.match(word) or ".." in word:
+            raise ValueError(f"not a package name or version spec: {word!r}: {INSTALL_HELP}")
+        i += 1
+    return words
 
 
 class FileSpec(BaseModel):
@@ -45,7 +76,7 @@ class ProjectPlan(BaseModel):
     @field_validator("packages")
     @classmethod
     def _packages(cls, v: list[str]) -> list[str]:
-        return [_package(p) for p in v]
+        return _packages_list(v)
 
     @field_validator("files")
     @classmethod
@@ -72,7 +103,7 @@ class Action(BaseModel):
     @field_validator("packages")
     @classmethod
     def _packages(cls, v: list[str]) -> list[str]:
-        return [_package(p) for p in v]
+        return _packages_list(v)
 
     @model_validator(mode="after")
     def _complete(self) -> Action:

@@ -113,3 +113,96 @@ async def test_concurrent_processes_build_a_layer_once(tmp_path):
     dirs = {out.strip() for out, _ in outputs}
     assert len(dirs) == 1
     assert Path(dirs.pop(), "count").read_text() == "built\n"
+
+
+# --- cache keys are content ---------------------------------------------------------------
+
+from devlooper.sandboxes import workspace  # noqa: E402
+
+
+def project_files(box) -> dict[str, str]:
+    return {e.path: (box.workspace / e.path).read_text() for e in workspace.scan(box.workspace, box.template.not_project())}
+
+
+async def test_a_command_layer_leaves_the_same_workspace_on_a_cold_and_a_warm_cache(tmp_path):
+    files = {"old.txt": "old\n", "keep.txt": "keep\n"}
+    command = f"echo made > new.txt && echo more >> keep.txt && rm old.txt && echo x >> $DEVLOOPER_ENV/count # {tmp_path.name}"
+    step = layer(command) | {"workspace": workspace.digest(files)}
+    seen = []
+    for run in ("cold", "warm"):
+        async with make_sandbox("local", GENERIC, run_id=run) as box:
+            await box.sync_files(files)
+            result = await box.add_layer(step, timeout=60)
+            assert result.ok, result.output
+            assert ("reused" in result.stdout) == (run == "warm")
+            seen.append((project_files(box), (box.env_dir / "count").read_text()))
+    assert seen[0] == seen[1] == ({"keep.txt": "keep\nmore\n", "new.txt": "made\n"}, "x\n")
+
+
+async def test_a_command_layer_is_not_reused_for_other_project_files(tmp_path):
+    """What a command did with one project (here: poison the environment) never reaches a run
+    with other files, although the command's text is the same."""
+    command = f"if test -f evil.txt; then echo poisoned > $DEVLOOPER_ENV/poison; fi # {tmp_path.name}"
+    evil = {"evil.txt": "x"}
+    async with make_sandbox("local", GENERIC, run_id="evil") as box:
+        await box.sync_files(evil)
+        assert (await box.add_layer(layer(command) | {"workspace": workspace.digest(evil)}, timeout=60)).ok
+        assert (box.env_dir / "poison").exists()
+    clean = {"lib.txt": "y"}
+    async with make_sandbox("local", GENERIC, run_id="clean") as box:
+        await box.sync_files(clean)
+        result = await box.add_layer(layer(command) | {"workspace": workspace.digest(clean)}, timeout=60)
+        assert result.ok and "reused" not in result.stdout
+        assert not (box.env_dir / "poison").exists()
+
+
+async def test_an_install_sees_an_empty_workspace_and_cannot_change_the_project(tmp_path):
+    template = GENERIC.model_copy(
+        update={"name": "sees", "install_command": 'ls -A > "$DEVLOOPER_ENV/seen"; touch planted; echo {packages}'}
+    )
+    async with make_sandbox("local", template, run_id="sees") as box:
+        await box.sync_files({"secret.txt": "project"})
+        result = await box.add_layer(layer(f"pkg-{tmp_path.name}", "install"), timeout=60)
+        assert result.ok, result.output
+        assert (box.env_dir / "seen").read_text() == ""
+        assert project_files(box) == {"secret.txt": "project"}
+
+
+async def test_a_local_package_changed_between_two_runs_is_seen_fresh(tmp_path):
+    package = tmp_path / "helper"
+    package.mkdir()
+    (package / "version").write_text("1\n")
+    for path in (tmp_path, package, package / "version"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    template = GENERIC.model_copy(
+        update={
+            "name": "local-pkg",
+            "install_command": 'cat {packages}/version >> "$DEVLOOPER_ENV/installed"',
+            "local_packages": {"helper": str(package)},
+        }
+    )
+    installs = [layer("helper", "install")]
+    async with make_sandbox("local", template, installs, run_id="first") as box:
+        assert (box.env_dir / "installed").read_text() == "1\n"
+    (package / "version").write_text("2\n")
+    async with make_sandbox("local", template, installs, run_id="second") as box:
+        assert (box.env_dir / "installed").read_text() == "2\n"
+        seen = await box.exec(f"cat {package}/version", timeout=10)  # declared: visible, read-only
+        assert seen.stdout == "2\n"
+        assert (await box.exec(f"echo 3 > {package}/version", timeout=10)).exit_code != 0 or not box.isolated
+
+
+async def test_only_installs_may_write_the_shared_download_caches(tmp_path):
+    shared = Path(os.environ["DEVLOOPER_CACHE_DIR"]) / "pip"
+    name = f"poison-{tmp_path.name}"
+    template = GENERIC.model_copy(
+        update={"name": "caches", "install_command": f'echo {{packages}} > "$PIP_CACHE_DIR/{name}-install"'}
+    )
+    async with make_sandbox("local", template, run_id="caches") as box:
+        command = await box.add_layer(layer(f'echo x > "$PIP_CACHE_DIR/{name}-command"'), timeout=60)
+        assert command.ok, command.output
+        installed = await box.add_layer(layer("pkg", "install"), timeout=60)
+        assert installed.ok, installed.output
+    assert not (shared / f"{name}-command").exists()  # a command layer's cache is private
+    assert (shared / f"{name}-install").exists()
+    (shared / f"{name}-install").unlink()

@@ -23,7 +23,7 @@ from langgraph.types import Command
 from devlooper import Context, ReplayChatModel, builder, graph
 from devlooper.sandboxes.pool import release_all
 from tests.conftest import run_scripted
-from tests.integration.test_loop import ADDER_PLAN, BAD, GOOD, TESTS
+from tests.integration.test_loop import ADDER_PLAN, BAD, GOOD, TESTS, declaring
 
 TIMES = "def add(a, b):\n    return a * b\n"  # 1 passed: add(0, 0) == 0 still holds
 POWER = "def add(a, b):\n    return a ** b\n"
@@ -129,7 +129,7 @@ async def test_a_plateau_with_different_patches(output_dir: Path):
 
 
 async def test_a_failed_install_tried_again_unchanged(tmp_path: Path, output_dir: Path):
-    missing = str(tmp_path / "missing-1.0-py3-none-any.whl")
+    missing = "missing"  # declared in the template, at a path with no wheel: the install fails offline
     install = {"kind": "install", "packages": [missing]}
 
     def plan(i: int) -> dict:
@@ -138,7 +138,8 @@ async def test_a_failed_install_tried_again_unchanged(tmp_path: Path, output_dir
                 "actions": [install, {"kind": "fix_file", "path": "adder.py", "instructions": f"tidy {i}"}]}
 
     script = Script(first="import tinydep\n\n" + GOOD).iterations(4, plan=plan, fixes=lambda i: "import tinydep\n\n" + GOOD)
-    state = await run_scripted(script.replies, output_dir=str(output_dir))
+    template = declaring(tmp_path, missing=tmp_path / "missing-1.0-py3-none-any.whl")
+    state = await run_scripted(script.replies, output_dir=str(output_dir), template=template)
     assert "failed_retry" in events(state)[0][2]
     assert_stopped_as_stuck(state, loop_start=3, warned_at=3)
     warning = script.prompts["diagnose:3"]

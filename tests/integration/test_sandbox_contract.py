@@ -50,7 +50,6 @@ def backend(request, monkeypatch) -> str:
     name = request.param
     if name == "local-plain":
         monkeypatch.setenv("DEVLOOPER_ISOLATION", "none")
-        monkeypatch.setattr("devlooper.sandboxes.local._warned", True)
     elif name == "e2b-fake":
         fake = sdk_fakes.fake_e2b_module()
         monkeypatch.setattr(e2b_backend, "_sdk", lambda: fake)

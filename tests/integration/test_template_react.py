@@ -82,12 +82,10 @@ def replies(component: str, **more) -> dict:
     return {"plan_project": PLAN, "generate_file:src/Counter.jsx": component, "generate_file:src/Counter.test.jsx": TESTS, **more}
 
 
-@pytest.fixture(params=["auto", "none"], ids=["bwrap", "plain"])
+@pytest.fixture(params=["bwrap", "none"], ids=["bwrap", "plain"])
 def isolation(request, monkeypatch) -> str:
-    if request.param == "auto" and not bwrap.usable()[0]:
+    if request.param == "bwrap" and not bwrap.usable()[0]:
         pytest.skip(bwrap.usable()[1])
-    if request.param == "none":
-        monkeypatch.setattr("devlooper.sandboxes.local._warned", True)
     monkeypatch.setenv("DEVLOOPER_ISOLATION", request.param)
     return request.param
 

@@ -1,7 +1,8 @@
 """The rust template for real: a scripted model, the local sandbox (bubblewrap
 and the plain fallback), the host's cargo, no crates.io.
 
-Installs use local path crates the tests create, so they need no registry.
+Installs use local path crates the tests create, declared in the template
+(``local_packages``) and named by the model, so they need no registry.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.conftest import run_scripted
 pytestmark = pytest.mark.skipif(shutil.which("cargo") is None, reason="the rust template needs cargo (rustup)")
 
 ISOLATIONS = [
-    pytest.param("auto", id="bwrap" if bwrap.usable()[0] else "auto-plain"),
+    pytest.param("bwrap", id="bwrap", marks=pytest.mark.skipif(not bwrap.usable()[0], reason=bwrap.usable()[1])),
     pytest.param("none", id="plain"),
 ]
 
@@ -74,7 +75,6 @@ def replies(lib: str, **more) -> dict:
 @pytest.fixture(params=ISOLATIONS)
 def isolation(request, monkeypatch) -> str:
     monkeypatch.setenv("DEVLOOPER_ISOLATION", request.param)
-    monkeypatch.setattr("devlooper.sandboxes.local._warned", True)
     return request.param
 
 
@@ -136,22 +136,32 @@ def make_crate(parent: Path, name: str, body: str) -> Path:
 USES_HELPER = LIB.replace("    w * h\n", "    helper::times(w, h)\n")
 
 
+def declaring(folder: Path, name: str, **packages: Path) -> Path:
+    """The rust template with host paths declared by the user: the only ones the sandbox sees."""
+    data = get_template("rust").model_dump(mode="json", exclude_none=True)
+    data["name"] = name
+    data["local_packages"] = {key: str(path) for key, path in packages.items()}
+    path = folder / f"{name}.toml"
+    path.write_text(tomlkit.dumps(data))
+    return path
+
+
 # tmp_path is under /tmp, which bubblewrap replaces with the sandbox's own: the
-# crate is reachable inside only because an install that names it binds it there.
+# crate is reachable inside only because the template declares it.
 async def test_an_installed_path_crate_lands_in_cargo_toml_and_the_output_stands_alone(
     isolation: str, tmp_path: Path, output_dir: Path
 ):
     helper = make_crate(tmp_path / "crates", "helper", "pub fn times(a: u32, b: u32) -> u32 {\n    a * b\n}\n")
-    plan = {"summary": "add the helper crate", "actions": [{"kind": "install", "packages": ["--path", str(helper)]}]}
+    plan = {"summary": "add the helper crate", "actions": [{"kind": "install", "packages": ["helper"]}]}
     state = await run_scripted(
         replies(USES_HELPER, **{"diagnose:1": "helper is not a dependency", "plan:1": plan}),
-        template="rust",
+        template=str(declaring(tmp_path, "rust-helper", helper=helper)),
         output_dir=str(output_dir),
     )
     assert state["status"] == "passed" and state["iteration"] == 2
     assert state["test_runs"][0]["failures"][0]["name"] == "(build) src/lib.rs"  # unresolved crate `helper`
     [layer] = state["layers"]
-    assert layer == {"kind": "install", "spec": f"--path {helper}", "iteration": 1}
+    assert layer == {"kind": "install", "spec": "helper", "iteration": 1}
     manifest = (output_dir / "Cargo.toml").read_text()
     assert tomllib.loads(manifest)["dependencies"] == {"helper": {"version": "0.2.0", "path": str(helper)}}
     assert manifest.startswith('[package]\nname = "app"\n')  # the template's file, extended in place
@@ -173,8 +183,8 @@ async def test_a_crate_the_project_plan_asks_for_is_installed_before_the_first_r
 ):
     helper = make_crate(tmp_path / "crates", "helper", "pub fn times(a: u32, b: u32) -> u32 {\n    a * b\n}\n")
     state = await run_scripted(
-        {**replies(USES_HELPER), "plan_project": {**PLAN, "packages": ["--path", str(helper)]}},
-        template="rust",
+        {**replies(USES_HELPER), "plan_project": {**PLAN, "packages": ["helper"]}},
+        template=str(declaring(tmp_path, "rust-helper", helper=helper)),
         output_dir=str(output_dir),
     )
     assert state["status"] == "passed" and state["iteration"] == 1
@@ -185,7 +195,7 @@ async def test_a_crate_the_project_plan_asks_for_is_installed_before_the_first_r
 def local_registry(tmp_path: Path):
     """A cargo registry on disk holding one crate, tally 0.3.1: crates.io stands in for it.
 
-    It lives under /var/tmp, which the sandbox sees read-only (its /tmp is private)."""
+    It lives under /var/tmp, which the sandbox sees only because the template declares it."""
     if not os.path.isdir("/var/tmp"):
         pytest.skip("no /var/tmp for a registry the sandbox can read")
     crate = make_crate(tmp_path, "tally", "pub fn count(s: &str) -> usize {\n    s.chars().count()\n}\n")
@@ -214,6 +224,7 @@ def mirror_template(folder: Path, registry: Path) -> Path:
     data = get_template("rust").model_dump(mode="json", exclude_none=True)
     config = f'[source.crates-io]\\nreplace-with = "mirror"\\n\\n[source.mirror]\\nlocal-registry = "{registry}"\\n'
     data["name"] = "rust-mirror"
+    data["local_packages"] = {"mirror": str(registry)}  # a host path the sandbox may read
     data["setup_commands"].append(f'mkdir -p "$CARGO_HOME" && printf \'{config}\' > "$CARGO_HOME/config.toml"')
     path = folder / "rust-mirror.toml"
     path.write_text(tomlkit.dumps(data))

@@ -34,8 +34,10 @@ def test_unknown_backend_lists_the_known_ones():
         sandbox_class("docker")
 
 
-def test_local_needs_no_configuration():
-    sandbox_class("local").check_config()
+def test_local_needs_no_configuration_where_bubblewrap_works():
+    if not bwrap.usable()[0]:
+        pytest.skip(bwrap.usable()[1])
+    sandbox_class("local").check_config(Context(layer_network=False))
 
 
 @pytest.mark.parametrize(
@@ -93,26 +95,41 @@ def test_limits_from_the_environment(monkeypatch):
         Limits.from_env()
 
 
-def test_fallback_is_announced_once(monkeypatch, caplog):
+def test_without_bubblewrap_the_local_check_says_why_and_what_to_do(monkeypatch):
     monkeypatch.setattr(bwrap, "usable", lambda: (False, "bubblewrap (bwrap) is not installed"))
-    monkeypatch.setattr(local, "_warned", False)
-    with caplog.at_level(logging.WARNING, logger="devlooper.sandbox"):
-        assert local.resolve_isolation("auto") is False
-        assert local.resolve_isolation("auto") is False
-    assert len(caplog.records) == 1 and "plain subprocess" in caplog.records[0].getMessage()
-    assert local.resolve_isolation("none") is False
-    with pytest.raises(Exception, match="bwrap"):
-        local.resolve_isolation("bwrap")
+    with pytest.raises(ConfigError) as err:
+        local.LocalSandbox.check_config(Context(isolation="bwrap"))
+    message = str(err.value)
+    assert "bwrap) is not installed" in message and "--isolation none" in message and "\n" not in message
+    local.LocalSandbox.check_config(Context(isolation="none"))  # the user accepted the risk
+    with pytest.raises(ConfigError, match="unknown isolation 'auto'"):
+        local.LocalSandbox.check_config(Context(isolation="auto"))
 
 
-def test_hidden_homes_are_replaced_and_toolchains_bound_back(monkeypatch):
-    argv = bwrap.wrap(["true"], bwrap.Mounts(rw={"/tmp/ws": "/workspace"}), network=False, workdir="/workspace")
-    joined = " ".join(argv)
-    assert "--dir /root" in joined and "--ro-bind /root /root" not in joined
+def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypatch, tmp_path):
+    cargo = tmp_path / "home" / ".cargo"
+    (cargo / "bin").mkdir(parents=True)
+    (cargo / "credentials.toml").write_text("token = 'secret'")
+    (cargo / "config.toml").write_text("")
+    rustup = tmp_path / "home" / ".rustup"
+    (rustup / "toolchains").mkdir(parents=True)
+    (rustup / "settings.toml").write_text("")
+    monkeypatch.setenv("CARGO_HOME", str(cargo))
+    monkeypatch.setenv("RUSTUP_HOME", str(rustup))
+    argv = bwrap.wrap(
+        ["true"], bwrap.Mounts(rw={"/tmp/ws": "/workspace"}), workdir="/workspace", toolchains=[str(cargo / "bin")]
+    )
+    binds = {argv[i + 2] for i, a in enumerate(argv) if a in ("--ro-bind", "--bind", "--ro-bind-try")}
     assert "--clearenv" in argv and "--die-with-parent" in argv and "--new-session" in argv
-    assert "--share-net" not in argv and "--bind /tmp/ws /workspace" in joined
-    with_net = bwrap.wrap(["true"], bwrap.Mounts(), network=True, workdir="/")
-    assert "--share-net" in with_net or "--unshare-net" not in with_net
+    assert "--share-net" not in argv and "/workspace" in binds
+    assert str(cargo / "bin") in binds and str(cargo) not in binds
+    assert {str(rustup / "toolchains"), str(rustup / "settings.toml")} <= binds and str(rustup) not in binds
+    toolchains = {str(cargo / "bin"), str(rustup / "toolchains"), str(rustup / "settings.toml"),
+                  os.path.realpath(sys.base_prefix)}  # the interpreter venvs are made from
+    assert not any(b.startswith(("/root", "/home", "/opt", "/var", "/srv", "/mnt")) for b in binds - toolchains)
+    assert "/etc" not in binds and "/etc/passwd" in binds and "/etc/shadow" not in binds
+    assert argv[argv.index("--remount-ro") + 1] == "/"  # the sandbox's own root is read-only
+    assert all(b.startswith(("/usr", "/etc/", "/workspace", "/lib", "/bin", "/sbin")) for b in binds - toolchains), binds
 
 
 async def test_concurrent_builders_of_one_key_take_turns(tmp_path):
@@ -129,19 +146,50 @@ async def test_concurrent_builders_of_one_key_take_turns(tmp_path):
     assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
 
 
-def test_publish_is_atomic_and_stale_scratch_is_removed(tmp_path):
+def test_publish_is_atomic_and_keeps_its_metadata_outside_the_entry(tmp_path):
     cache = EnvCache(tmp_path)
     scratch = cache.scratch()
     scratch.mkdir()
     final = cache.publish(scratch, "key", "python", [{"kind": "install", "spec": "six", "iteration": 1}])
     assert final == tmp_path / "key" and not scratch.exists()
-    assert json.loads((final / ".devlooper-env.json").read_text())["layers"] == [{"kind": "install", "spec": "six"}]
+    assert cache.info("key")["layers"] == [{"kind": "install", "spec": "six"}]
+    assert list(final.iterdir()) == [] and cache.ready("key")
     dead = tmp_path / ".build-999999999-dead"
     dead.mkdir()
     live = cache.scratch()
     live.mkdir()
     assert cache.clean_stale() == 1
     assert not dead.exists() and live.exists()
+
+
+def test_metadata_is_written_beside_a_poisoned_entry_never_through_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("host file")
+    cache = EnvCache(tmp_path / "cache")
+    scratch = cache.scratch()
+    scratch.mkdir()
+    (scratch / ".devlooper-env.json").symlink_to(victim)  # what a build step could leave
+    (scratch / "escape").symlink_to(tmp_path)
+    cache.publish(scratch, "key", "python", [])
+    assert victim.read_text() == "host file"
+    assert cache.info("key")["template"] == "python"
+
+
+def test_the_cache_is_pruned_least_recently_used_first(tmp_path, monkeypatch):
+    monkeypatch.setattr("devlooper.sandboxes.envcache.IN_USE", 0.0)
+    cache = EnvCache(tmp_path)
+    for n, key in enumerate(["old", "mid", "new"]):
+        scratch = cache.scratch()
+        scratch.mkdir()
+        (scratch / "blob").write_bytes(b"x" * 100_000)
+        cache.publish(scratch, key, "t", [])
+        os.utime(cache.meta_path(key), (1000 + n, 1000 + n))
+    cache.touch("old")  # used now: the most recent
+    size = cache.entries()[0].size
+    assert [e.key for e in cache.entries()] == ["mid", "new", "old"]
+    assert cache.prune(2 * size + 1, keep={"mid"}) == ["new"]
+    assert sorted(e.key for e in cache.entries()) == ["mid", "old"]
+    assert cache.clear() == 2 and cache.entries() == [] and list(tmp_path.glob("*.json")) == []
 
 
 def test_relocate_rewrites_shebangs_and_pyvenv_cfg(tmp_path):
@@ -152,3 +200,47 @@ def test_relocate_rewrites_shebangs_and_pyvenv_cfg(tmp_path):
     relocate(env, Path("/old/place"), env)
     assert (env / "bin" / "pytest").read_text().startswith(f"#!{env}/bin/python\n")
     assert str(env) in (env / "pyvenv.cfg").read_text()
+
+
+def test_relocate_never_writes_through_a_link(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("#!/old/place/bin/python\nhost file\n")
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "evil").symlink_to(victim)
+    (env / "pyvenv.cfg").symlink_to(victim)
+    relocate(env, Path("/old/place"), Path("/new"))
+    assert victim.read_text() == "#!/old/place/bin/python\nhost file\n"
+    other = tmp_path / "other-env"
+    other.mkdir()
+    (other / "bin").symlink_to(tmp_path)  # bin itself a link to the host
+    relocate(other, Path("/old/place"), Path("/new"))
+    assert victim.read_text().startswith("#!/old/place")
+
+
+def test_devlooper_cache_lists_entries_and_clears_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEVLOOPER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("devlooper.sandboxes.envcache.IN_USE", 0.0)
+    cache = EnvCache(tmp_path / "envs" / "bwrap")
+    scratch = cache.scratch()
+    scratch.mkdir()
+    (scratch / "blob").write_bytes(b"x" * 300_000)
+    cache.publish(scratch, "abc123", "python", [{"kind": "install", "spec": "six", "iteration": 1}])
+    assert cli.main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "abc123" in out and "python: install six" in out and "0.3" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert not (tmp_path / "envs" / "bwrap" / "abc123").exists() and cache.entries() == []
+
+
+def test_local_settings_are_typed_and_serializable(monkeypatch):
+    from devlooper.sandboxes.isolation import LocalSettings
+
+    monkeypatch.setenv("DEVLOOPER_CACHE_MAX_MB", "123")
+    settings = LocalSettings.from_env("none")
+    data = settings.model_dump(mode="json")
+    assert data["isolation"] == "none" and data["cache_max_mb"] == 123 and data["limits"]["memory_mb"] == 2048
+    assert LocalSettings.model_validate(data) == settings
+    monkeypatch.setenv("DEVLOOPER_CACHE_MAX_MB", "lots")
+    with pytest.raises(ConfigError, match="DEVLOOPER_CACHE_MAX_MB"):
+        LocalSettings.from_env("bwrap")

@@ -45,10 +45,24 @@ def test_package_specs_with_shell_syntax_are_rejected(spec):
 
 
 @pytest.mark.parametrize(
-    "spec", ["numpy", "numpy>=1.26", "requests[socks]==2.31", "@types/node", "serde@1", "--path", "--features", "-F"]
+    "specs",
+    [["numpy"], ["numpy>=1.26"], ["requests[socks]==2.31"], ["pydantic[email]>=2,<3"], ["@types/node"],
+     ["react@^18.2.0"], ["serde@1"], ["serde", "--features", "derive,std"], ["-F", "derive"], ["tokio", "--dev"]],
 )
-def test_ordinary_package_specs_pass(spec):
-    assert plan(kind="install", packages=[spec]).actions[0].packages == [spec]
+def test_ordinary_package_specs_pass(specs):
+    assert plan(kind="install", packages=specs).actions[0].packages == specs
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [[".", ], ["./pkg"], ["/tmp/x.whl"], ["--path", "/x/helper"], ["--index-url", "https://example.invalid/simple"],
+     ["-i", "x"], ["git+https://example.invalid/x.git"], ["https://example.invalid/x.whl"], ["user/repo"],
+     ["file:../x"], ["x@file:y"], ["a@../x"], ["--registry", "x"], ["-e", "."], ["x", "--git", "y"],
+     ["--features", "dep/feat"], ["--features"]],
+)
+def test_paths_urls_and_index_options_are_refused_with_what_to_do(specs):
+    with pytest.raises(ValidationError, match="local_packages"):
+        plan(kind="install", packages=specs)
 
 
 def test_a_plan_needs_an_action():

@@ -30,7 +30,7 @@ from .common import (
     template_of,
     timed,
 )
-from .environment import install_layer, run_env_step, settle_step, sync_manifest
+from .environment import command_layer, install_layer, run_env_step, settle_step, sync_manifest
 
 
 @timed("apply")
@@ -94,7 +94,7 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             if action.kind == "install":
                 layer = install_layer(action.packages, iteration)
             else:
-                layer = Layer(kind="command", spec=action.command, iteration=iteration)
+                layer = command_layer(action.command, iteration, files)
             added, result = await run_env_step(box, layer, ctx)
             # The state is the truth: a command's changes to the project become edits.
             taken, taken_edits, result = await settle_step(box, layer, added, result, files)

@@ -5,7 +5,6 @@ that follows them."""
 from __future__ import annotations
 
 import shlex
-import uuid
 
 from ..bounded import clip
 from ..context import Context
@@ -13,6 +12,7 @@ from ..layers import Layer
 from ..manifest import build_manifest
 from ..memory import make_edit
 from ..sandboxes.base import ExecResult, Sandbox
+from ..sandboxes.workspace import digest
 from ..state import ActionResult, FileEdit, merge_files
 from ..templates import EnvTemplate
 
@@ -24,10 +24,13 @@ def install_layer(packages: list[str], iteration: int) -> Layer:
     return Layer(kind="install", spec=" ".join(shlex.quote(p) for p in packages), iteration=iteration)
 
 
+def command_layer(command: str, iteration: int, files: dict[str, str]) -> Layer:
+    """A command sees the project: the files it runs against are part of its cache key."""
+    return Layer(kind="command", spec=command, iteration=iteration, workspace=digest(files))
+
+
 async def run_env_step(box: Sandbox, layer: Layer, ctx: Context) -> tuple[Layer | None, ActionResult]:
     """Run an install or command; a failure is recorded for the next diagnosis, never raised."""
-    if layer["kind"] == "command" and not layer.get("once"):
-        layer = Layer(**layer, once=uuid.uuid4().hex)  # it really runs: see Layer.once
     result: ExecResult = await box.add_layer(layer, timeout=ctx.install_timeout)
     action = ActionResult(
         iteration=layer["iteration"],

@@ -58,7 +58,7 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
             for it in sorted({0, *plans})
         ],
         # Without a command's `once`: a cache key, random, no part of what the run did.
-        "layers": [{k: v for k, v in layer.items() if k != "once"} for layer in state.get("layers", [])],
+        "layers": state.get("layers", []),
         "edits": [{k: e[k] for k in ("iteration", "path", "before", "after")} for e in state.get("edits", [])],
         "loop": {
             "events": state.get("loop_events", []),

@@ -11,6 +11,7 @@ from .. import prompts
 from ..context import Context
 from ..models import ask_structured, ask_text
 from ..plancheck import check_file_list, refusal, too_large
+from ..sandboxes import sandbox_class
 from ..schemas import FileSpec, ProjectPlan
 from ..state import State
 from .common import (
@@ -27,6 +28,9 @@ from .environment import install_layer, run_env_step, sync_manifest
 @timed("generate")
 async def generate(state: State, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
+    # Before the first model call: a server or API run that cannot confine generated
+    # code stops here with the reason, as the CLI does before it starts.
+    await asyncio.to_thread(sandbox_class(ctx.sandbox).check_config, ctx)  # may probe bubblewrap once
     template = template_of(state, ctx)
     model, recorder = model_of(ctx)
     plan, usage = await ask_structured(

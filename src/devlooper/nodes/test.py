@@ -26,7 +26,9 @@ async def test(state: State, runtime: Runtime[Context]) -> dict:
         await box.delete_file(template.results_file)
     result = await box.exec(template.test_command, timeout=ctx.test_timeout)
     output, dropped = clip(result.output, STORED_OUTPUT)
-    parsed = parse_results(template, result.output, await _report(box, template.results_file))
+    report, note = await _report(box, template.results_file)
+    parsed = parse_results(template, result.output, report)
+    output += note
     # The state is the truth: what the tests changed in the project (a rewritten fixture, a
     # snapshot) is undone, so the state's files stay exactly what this run tested.
     await box.sync_files(state.get("files", {}))
@@ -48,11 +50,15 @@ async def test(state: State, runtime: Runtime[Context]) -> dict:
     return update
 
 
-async def _report(box: Sandbox, path: str | None) -> str | None:
-    """The results file the test command wrote; None when it wrote none (it crashed first)."""
+async def _report(box: Sandbox, path: str | None) -> tuple[str | None, str]:
+    """The results file the test command wrote (None when it wrote none: it crashed first),
+    and a note for the model when it wrote one that cannot be read back: a link, not a
+    regular file, or larger than the sandbox reads (the run then counts as unparsed)."""
     if not path:
-        return None
+        return None, ""
     try:
-        return await box.read_file(path)
+        return await box.read_file(path), ""
     except FileNotFoundError:
-        return None
+        return None, ""
+    except (OSError, ValueError) as exc:  # workspace.TooLarge is a ValueError
+        return None, f"\n[devlooper: the results file {path} was not read: {exc}]"

@@ -19,6 +19,7 @@ from ..paths import UnsafePathError, normalize
 from .workspace import FILE_CAP, TooLarge, ignored
 
 if TYPE_CHECKING:
+    from ..context import Context
     from ..templates.base import EnvTemplate
 
 Kill = Literal["timeout", "memory", "cpu", "processes", "file_size", "signal"]
@@ -103,13 +104,10 @@ def sha256_text(content: str) -> str:
 
 
 def layers_key(template: EnvTemplate, layers: Sequence[Layer]) -> str:
-    """A stable key for an environment: the template's setup plus the ordered layers
-    (with a command's ``once``: see ``layers.Layer``)."""
+    """A stable key for an environment: the template's setup plus the ordered layers."""
     h = hashlib.sha256(template.environment_fingerprint().encode())
     for layer in layers:
         h.update(f"\0{layer['kind']}\0{layer['spec']}".encode())
-        if layer.get("once"):
-            h.update(f"\0once\0{layer['once']}".encode())
     return h.hexdigest()[:24]
 
 
@@ -128,10 +126,11 @@ class Sandbox(abc.ABC):
         self.layers: list[Layer] = []  # layers present in the environment now
 
     @classmethod
-    def check_config(cls) -> None:
+    def check_config(cls, ctx: Context | None = None) -> None:
         """Raise ``ConfigError`` with one clear line if this backend cannot be used here.
 
-        Called before any work (no network): a missing SDK or credential.
+        Called before any work (no network): a missing SDK or credential, a local
+        sandbox that cannot isolate (``ctx`` holds the run's settings).
         """
 
     # --- lifecycle -------------------------------------------------------

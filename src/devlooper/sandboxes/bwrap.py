@@ -1,12 +1,18 @@
-"""Isolation of local commands with bubblewrap.
+"""Isolation of local commands with bubblewrap: the smallest view of the host.
 
-Inside the sandbox the host is visible read-only, except home directories
-(where credentials live), which are replaced by empty directories; the
-toolchain directories a template needs are bound back read-only. The
-workspace, a private /tmp and the environment are the only writable places.
-Every command gets new user, pid, ipc, uts and cgroup namespaces, a new
-session, no capabilities, and no network unless it asks for it; it dies
-with its parent.
+Inside the sandbox only what a toolchain needs is visible, read-only: the
+system directories (``/usr`` and the ``/lib*``, ``/bin``, ``/sbin`` links), a
+minimal ``/etc`` (name resolution, users, certificates, the dynamic linker's
+cache, alternatives, the time zone), and the template's toolchains (binaries
+and toolchain directories only: ``~/.cargo/bin`` but never the cargo home's
+``credentials*`` or ``config*``). Add the environment, the workspace, a
+private ``/tmp`` and host paths the user declared in the template, and that is
+all: home directories, ``/opt``, ``/var``, ``/srv``, ``/mnt``, the host's
+``/tmp`` and the rest of ``/etc`` do not exist inside. Every command gets new
+user (unprivileged), pid, ipc, uts, cgroup and network namespaces, a new
+session and no capabilities; it dies with its parent. A build step's network
+is its own namespace with slirp4netns attached (see ``netns``); the host's
+network namespace is never shared.
 
 When devlooper runs as root, bubblewrap runs privileged (no user namespace)
 and the command switches its real user id to an unprivileged one with
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -29,9 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SANDBOX_UID = int(os.environ.get("DEVLOOPER_SANDBOX_UID", "65534"))  # used only when running as root
-HIDDEN = ("/root", "/home")  # replaced by empty directories: that is where secrets live
-SKIPPED = ("/proc", "/dev", "/tmp", "/sys", "/run", "/lost+found")  # provided fresh, or not at all
-
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only, or linked as on the host
+# The parts of /etc that pip, npm, cargo, git and test runners read; nothing else of it exists inside.
+ETC = (
+    "resolv.conf", "hosts", "host.conf", "gai.conf", "nsswitch.conf", "services", "protocols",
+    "passwd", "group", "ssl", "ca-certificates", "ca-certificates.conf", "pki",
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone", "mime.types",
+)
 
 @dataclass
 class Mounts:
@@ -61,7 +70,7 @@ def usable() -> tuple[bool, str]:
     binary = bwrap_binary()
     if binary is None:
         return False, "bubblewrap (bwrap) is not installed"
-    argv = wrap(["true"], Mounts(), network=False, workdir="/")
+    argv = wrap(["true"], Mounts(), workdir="/")
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -72,97 +81,82 @@ def usable() -> tuple[bool, str]:
     return True, binary
 
 
-ARCHIVES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".crate")
-PACKAGE_DIRS = ("Cargo.toml", "package.json", "pyproject.toml", "setup.py")  # what makes a directory a package
+def toolchain_binds(tool_dirs: Iterable[str] = ()) -> list[str]:
+    """Host paths of the toolchains the sandbox needs, bound read-only at the same path.
 
-
-def package_archives(command: str) -> list[str]:
-    """Local packages an install names by absolute path (``pip install /tmp/x.whl``,
-    ``cargo add --path /x/helper``).
-
-    They are bound read-only, at the same path: only regular files with a
-    package-archive suffix or directories holding a package manifest, never
-    under a hidden home.
-    """
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
-    found = []
-    for word in words:
-        word = word.split("=", 1)[-1] if word.startswith("--") else word  # --path=/x/helper
-        path = os.path.realpath(word) if word.startswith("/") else ""
-        package = (path.endswith(ARCHIVES) and os.path.isfile(path)) or (
-            os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in PACKAGE_DIRS)
-        )
-        if package and not any(path == h or path.startswith(h + "/") for h in HIDDEN):
-            found.append(word)
-    return found
-
-
-def toolchain_dirs(extra: Iterable[str] = ()) -> list[str]:
-    """Host directories the sandbox needs even when they are under a hidden home."""
-    dirs = {os.path.realpath(sys.base_prefix), os.path.realpath(os.path.dirname(sys.executable))}
-    dirs.update(os.path.realpath(d) for d in extra)
-    # ~/.cargo/bin/cargo needs ~/.rustup; a tool dir's parent holds its libraries.
-    dirs.update(str(Path(d).parent) for d in list(dirs) if Path(d).name == "bin")
-    rustup = Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
-    if any("/.cargo" in d for d in dirs) and rustup.is_dir():
-        dirs.add(str(rustup))
-    return sorted(d for d in dirs if any(d == h or d.startswith(h + "/") for h in HIDDEN))
+    ``tool_dirs`` are the directories of the template's tools (``runtimes.tool_path``).
+    Anything under ``/usr`` is visible already. A ``bin`` directory brings its
+    toolchain with it (its parent holds the libraries), except a cargo home's:
+    there only ``bin`` is bound, with rustup's toolchains and settings, since the
+    cargo home also holds ``credentials.toml`` and ``config.toml``."""
+    found = {os.path.realpath(sys.base_prefix)}  # the interpreter venvs are made from
+    cargo_home = os.path.realpath(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    rustup = os.path.realpath(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
+    for d in (os.path.realpath(x) for x in tool_dirs):
+        if not os.path.isdir(d):
+            continue
+        if d == os.path.join(cargo_home, "bin"):
+            found.add(d)
+            found.update(os.path.join(rustup, name) for name in ("toolchains", "settings.toml", "update-hashes"))
+        elif Path(d).name == "bin":
+            found.add(str(Path(d).parent))
+        else:
+            found.add(d)
+    return sorted(d for d in found if os.path.exists(d) and d != "/" and d != "/usr" and not d.startswith("/usr/"))
 
 
 def wrap(
     argv: Sequence[str],
     mounts: Mounts,
     *,
-    network: bool,
     workdir: str,
     env: dict[str, str] | None = None,
     toolchains: Iterable[str] = (),
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    """The command line that runs ``argv`` isolated (``env`` is the whole environment)."""
+    """The command line that runs ``argv`` isolated (``env`` is the whole environment).
+
+    ``extra`` are more bubblewrap options (the network's ``--info-fd``/``--block-fd``)."""
     out = [bwrap_binary() or "bwrap"]
-    as_root = run_as_other_uid()
-    if as_root:
-        out += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        out += [] if network else ["--unshare-net"]
+    if run_as_other_uid():
+        out += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net"]
         # Only what setpriv needs to give up root; it is lost with the uid switch.
         out += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         argv = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups", "--", *argv]
     else:
-        out += ["--unshare-all", *(["--share-net"] if network else []), "--cap-drop", "ALL"]
-    out += ["--die-with-parent", "--new-session", "--clearenv"]
-    for entry in sorted(os.listdir("/")):
-        host = "/" + entry
-        if host in SKIPPED:
-            continue
+        out += ["--unshare-all", "--cap-drop", "ALL"]
+    out += ["--die-with-parent", "--new-session", "--clearenv", *extra]
+    for host in SYSTEM:
         if os.path.islink(host):
             out += ["--symlink", os.readlink(host), host]
-        elif host in HIDDEN:
-            out += ["--dir", host]
         elif os.path.isdir(host):
             out += ["--ro-bind", host, host]
-    made: set[str] = set()
-    for host in toolchain_dirs(toolchains):
-        # bubblewrap would create the missing parents 0700: unreadable after the uid switch.
-        for parent in reversed(Path(host).parents):
-            if str(parent) not in made and str(parent) not in ("/", *HIDDEN):
-                made.add(str(parent))
-                out += ["--perms", "0755", "--dir", str(parent)]
-        out += ["--ro-bind", host, host]
+    out += ["--perms", "0755", "--dir", "/etc"]
+    for name in ETC:
+        out += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    made: set[str] = {"/etc"}
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/run"]
-    # Writable places first: a read-only file may be bound inside one (a wheel under /tmp).
+    # Writable places first: a read-only file may be bound inside one.
     destinations = {*mounts.ro.values(), *mounts.rw.values()}
     for flag, table in (("--bind", mounts.rw), ("--ro-bind", mounts.ro)):
         for host, inside in table.items():
             # Missing parents of the mount point are made 0755 (bubblewrap's default is 0700).
             for parent in list(reversed(Path(inside).parents))[1:]:
-                top_level_host_dir = len(parent.parts) == 2 and os.path.exists(parent)
-                if str(parent) not in made and str(parent) not in destinations and not top_level_host_dir:
+                if str(parent) not in made and str(parent) not in destinations and str(parent) not in SYSTEM:
                     made.add(str(parent))
                     out += ["--perms", "0755", "--dir", str(parent)]
             out += [flag, host, inside]
+    # Toolchains last: one may live under a path mounted above (a fresh clone's venv under /tmp).
+    for host in toolchain_binds(toolchains):
+        # bubblewrap would create the missing parents 0700: unreadable after the uid switch.
+        for parent in reversed(Path(host).parents):
+            if str(parent) not in made and str(parent) not in ("/", "/tmp"):
+                made.add(str(parent))
+                out += ["--perms", "0755", "--dir", str(parent)]
+        out += ["--ro-bind", host, host]
+    # The sandbox's own root (a tmpfs holding the mount points) read-only too: unprivileged,
+    # its directories belong to the user, who could otherwise write /etc or / inside.
+    out += ["--remount-ro", "/"]
     for key, value in (env or {}).items():
         out += ["--setenv", key, value]
     out += ["--chdir", workdir, "--", *argv]

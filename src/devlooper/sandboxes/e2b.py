@@ -81,7 +81,7 @@ class E2BSandbox(Sandbox):
         self.sbx = None
 
     @classmethod
-    def check_config(cls) -> None:
+    def check_config(cls, ctx: object = None) -> None:
         _sdk()
         if not os.environ.get("E2B_API_KEY"):
             raise ConfigError("the e2b sandbox needs E2B_API_KEY (create one at https://e2b.dev/dashboard)")

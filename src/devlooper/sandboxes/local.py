@@ -1,89 +1,64 @@
 """The local sandbox: a per-run workspace and a cached environment on this machine.
 
-With bubblewrap installed (the default wherever it works) every command runs
-isolated: the host read-only and home directories hidden, the workspace at
-the template's workdir and the environment at ``/env`` (read-only while tests
-run), a private ``/tmp``, no network except for environment layers, a cleared
-environment, no capabilities, and resource limits. Without bubblewrap it
-falls back to a plain subprocess with the same limits and environment, and
-says so once.
+Commands are confined by an isolation strategy (``isolation``): bubblewrap by
+default, with the smallest view of the host, the workspace at the template's
+workdir, the environment at ``/env`` (read-only while tests run), a private
+``/tmp``, no network for tests and a network of their own for build steps, a
+cleared environment, no capabilities, and resource limits. ``none`` (only when
+the user asks for it) runs a plain subprocess with the same limits and
+environment. When bubblewrap cannot run, the sandbox refuses to start.
 
-Environments (a venv for the python runtime; whatever ``runtimes`` creates
-for others) are cached by isolation mode, template and ordered layers. Each
-prefix of the layers is an entry of its own, so a later iteration or a later
-run with the same prefix starts from it instead of reinstalling.
+Everything a command could have written (the workspace, a built environment,
+a results file) is hostile to the host: files are read and written here with
+``workspace``'s helpers, which never follow a link and cap every read.
+
+Environments are cached by content (``_key``): the template, the ordered
+layers, the digests of the template's declared local packages, and for a
+command layer the project files it ran against. Each prefix of the layers is
+an entry of its own, so a later iteration or a later run with the same prefix
+starts from it instead of reinstalling. Installs run against an empty scratch
+workspace (they cannot see or change the project); a command layer sees the
+project, and the changes it made to it are stored with its entry and made
+again when the entry is reused, so a warm cache gives what a cold one gives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import errno
 import hashlib
-import logging
 import os
-import shutil
+import shlex
+import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from platformdirs import user_cache_dir
-
-from ..paths import normalize, resolve_inside
 from ..layers import Layer
-from . import bwrap, runtimes, workspace
+from ..paths import UnsafePathError, normalize
+from . import runtimes, workspace
 from .base import ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
-from .envcache import EnvCache, chown_tree, copy_tree, relocate
-from .limits import Limits, prlimit_binary
+from .envcache import EnvCache, chown_tree, copy_tree, relocate, remove_tree
+from .isolation import LocalSettings, Prepared, Step, default_cache_dir, isolation_for
+from .limits import MB, Limits
 from .process import run_process
 
-log = logging.getLogger("devlooper.sandbox")
+if TYPE_CHECKING:
+    from ..context import Context
 
-ENV_MOUNT = "/env"  # where the environment appears inside bubblewrap: a fixed path needs no relocation
-PIP_CACHE_MOUNT = "/cache/pip"
-NPM_CACHE_MOUNT = "/cache/npm"
-SHARED_CACHES = {"pip": PIP_CACHE_MOUNT, "npm": NPM_CACHE_MOUNT}  # download caches shared by builds
 BUILD_TIMEOUT = 900.0  # seconds for each step of the template's base environment
-Isolation = Literal["auto", "bwrap", "none"]
-_warned = False
+READ_CAP = 4_000_000  # bytes of one file read back from the workspace or the environment (results files too)
+CHANGES_CAP = 8_000_000  # bytes of text a command layer's workspace changes may hold to be replayable
+KEY_VERSION = "2"  # bumped when what a key means changes: old entries are never taken for new ones
+SHARED_CACHES = ("pip", "npm")  # download caches: shared by installs, private to everything else
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle of the system's trusted CAs
+LOCAL_PACKAGE_CAP = 50_000_000  # bytes of a declared local package hashed for the cache key
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("DEVLOOPER_CACHE_DIR") or user_cache_dir("devlooper"))
-
-
-def resolve_isolation(wanted: str) -> bool:
-    """True for bubblewrap. ``auto`` falls back to a plain subprocess, once said visibly."""
-    global _warned
-    if wanted not in ("auto", "bwrap", "none"):
-        raise SandboxStartupError(f"unknown isolation {wanted!r}; known: auto, bwrap, none")
-    if wanted == "none":
-        return False
-    ok, why = bwrap.usable()
-    if ok:
-        return True
-    if wanted == "bwrap":
-        raise SandboxStartupError(f"isolation 'bwrap' requested but {why}")
-    if not _warned:
-        _warned = True
-        log.warning(
-            "%s: generated code runs as a plain subprocess, with resource limits but with the "
-            "network and the host's files reachable (install bubblewrap to isolate it)",
-            why,
-        )
-    return False
-
-
-def _user_processes() -> int:
-    """Processes of our uid: without a user namespace the process limit counts them all."""
-    uid, count = os.getuid(), 0
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        try:
-            if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
-                count += 1
-        except OSError:
-            continue
-    return count
+    return Path(default_cache_dir())
 
 
 class LocalSandbox(Sandbox):
@@ -94,23 +69,38 @@ class LocalSandbox(Sandbox):
         spec: SandboxSpec,
         *,
         limits: Limits | None = None,
-        isolation: Isolation | None = None,
+        isolation: str | None = None,
+        settings: LocalSettings | None = None,
     ) -> None:
         super().__init__(spec)
-        self.limits = limits or Limits.from_env()
-        self.isolation: str = isolation or spec.isolation or os.environ.get("DEVLOOPER_ISOLATION", "auto")
-        self.isolated = False
+        settings = settings or LocalSettings.from_env(isolation or spec.isolation)
+        if limits is not None:
+            settings = settings.model_copy(update={"limits": limits})
+        self.settings = settings
+        self.limits = settings.limits
+        self.strategy = isolation_for(settings.isolation)
+        self.isolated = self.strategy.name == "bwrap"
         self.root: Path | None = None
         self.workspace: Path | None = None
         self.env_dir: Path | None = None
+        self.env_key: str | None = None
         self.cache: EnvCache | None = None
+        self._packages_digest = ""
+        self._declared: dict[str, str] = {}  # host path -> path inside, for declared local packages
+        self._own: set[str] = set()  # entries this sandbox built (usable even when not replayable)
+
+    @classmethod
+    def check_config(cls, ctx: Context | None = None) -> None:
+        """Refuse, before any model call, to run generated code unconfined unless asked to."""
+        settings = LocalSettings.from_env(ctx.isolation if ctx else None)
+        isolation_for(settings.isolation).check(network=ctx.layer_network if ctx else True)
 
     # --- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         # Blocking filesystem work runs in a thread: a server's event loop must not wait on it.
         await asyncio.to_thread(self._prepare)
         try:
-            env_dir, result = await self._ensure_env(list(self.spec.layers))
+            env_dir, result, _ = await self._ensure_env(list(self.spec.layers))
         except BaseException:
             await self.close()
             raise
@@ -118,52 +108,115 @@ class LocalSandbox(Sandbox):
             await self.close()
             raise SandboxStartupError(f"replaying the environment's layers failed:\n{result.output[-2000:]}")
         self.env_dir = env_dir
+        self.env_key = self._key(self.spec.layers)
         self.layers = list(self.spec.layers)
         await asyncio.to_thread(self._link_env)
 
     def _prepare(self) -> None:
-        """Choose the isolation, make the workspace and private /tmp, open the cache."""
-        self.isolated = resolve_isolation(self.isolation)
+        """Check the isolation, make the workspace and private /tmp, open the cache."""
+        self.strategy.check(network=self.spec.layer_network)
         self.root = Path(tempfile.mkdtemp(prefix=f"devlooper-{self.spec.run_id[:8]}-"))
         self.root.chmod(0o755)
         self.workspace = self.root / "workspace"
-        for sub in ("workspace", "tmp", "tmp/home"):
+        for sub in ("workspace", "tmp", "tmp/home", "private-cache", "private-cache/pip", "private-cache/npm"):
             (self.root / sub).mkdir()
-        owner = bwrap.owner_ids() if self.isolated else None
+        owner = self.strategy.owner()
         if owner:
-            chown_tree(self.root / "workspace", *owner)
-            chown_tree(self.root / "tmp", *owner)
-        self.cache = EnvCache(cache_root() / "envs" / ("bwrap" if self.isolated else "plain"))
+            for sub in ("workspace", "tmp", "private-cache"):
+                chown_tree(self.root / sub, *owner)
+        cache_dir = Path(self.settings.cache_dir)
+        self.cache = EnvCache(cache_dir / "envs" / ("bwrap" if self.isolated else "plain"))
         self.cache.clean_stale()
-        self._shared_caches()
+        for name in SHARED_CACHES:
+            path = cache_dir / name
+            path.mkdir(parents=True, exist_ok=True)
+            if owner and path.stat().st_uid != owner[0]:
+                chown_tree(path, *owner)
+        self._packages_digest = local_packages_digest(self.template.local_packages)
+        # Declared local packages stay visible after their install: cargo builds a path
+        # dependency from its source at every test run. One that does not exist is not
+        # bound: the install that names it fails, as data.
+        self._declared = {
+            os.path.realpath(p): p for p in self.template.local_packages.values() if os.path.exists(p)
+        }
 
     async def close(self) -> None:
         if self.root is not None:
-            await asyncio.to_thread(shutil.rmtree, self.root, True)
+            await asyncio.to_thread(remove_tree, self.root)
             self.root = None
 
     # --- files -------------------------------------------------------------
     async def write_file(self, path: str, content: str) -> None:
-        await asyncio.to_thread(self._write, path, content)
+        await asyncio.to_thread(self._write, normalize(path), content.encode("utf-8"))
 
-    def _write(self, path: str, content: str) -> None:
-        target = resolve_inside(self.workspace, path)
-        created = [p for p in reversed(target.parents) if p.is_relative_to(self.workspace) and not p.exists()]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
-        owner = bwrap.owner_ids() if self.isolated else None
+    def _write(self, rel: str, data: bytes) -> None:
+        """Write into the workspace through no link the sandbox left: a link (or a file)
+        where a directory of the path must be is refused with ``UnsafePathError``; a link
+        or special file at the file's own place is replaced, never followed."""
+        try:
+            workspace.write_nofollow(self.workspace, rel, data)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise UnsafePathError(f"path goes through a link or a file in the workspace: {rel!r}") from None
+        owner = self.strategy.owner()
         if owner:  # the sandbox's user must be able to change what we wrote
-            for p in [*created, target]:
-                os.chown(p, *owner)
+            parts = rel.split("/")
+            for i in range(1, len(parts) + 1):
+                os.chown(self.workspace / "/".join(parts[:i]), *owner, follow_symlinks=False)
 
     async def read_file(self, path: str) -> str:
-        def read() -> str:
-            return resolve_inside(self.workspace, path).read_text(encoding="utf-8", errors="replace")
-
-        return await asyncio.to_thread(read)
+        """A workspace file: ``FileNotFoundError`` when missing, ``OSError`` when it is a link
+        or not a regular file, ``workspace.TooLarge`` past ``READ_CAP`` bytes."""
+        data = await asyncio.to_thread(workspace.read_capped, self.workspace, normalize(path), READ_CAP)
+        return data.decode("utf-8", errors="replace")
 
     async def delete_file(self, path: str) -> None:
-        await asyncio.to_thread(lambda: resolve_inside(self.workspace, path).unlink(missing_ok=True))
+        await asyncio.to_thread(self._delete, normalize(path))
+
+    def _delete(self, rel: str) -> None:
+        try:
+            workspace.remove_nofollow(self.workspace, rel)
+        except IsADirectoryError:  # a command left a directory where a file was: its contents go too
+            remove_tree(self.workspace / rel)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            # A link on the way: no file of the workspace is there to delete (and the link
+            # may be the template's own, such as node_modules).
+
+    async def read_env_file(self, path: str) -> str:
+        assert self.env_dir is not None
+        data = await asyncio.to_thread(workspace.read_capped, self.env_dir, normalize(path), READ_CAP)
+        return data.decode("utf-8", errors="replace")
+
+    def _link_env(self) -> None:
+        """Point the template's ``env_links`` (node_modules) at the current environment.
+
+        Inside bubblewrap the environment is always at ``/env``; a plain
+        subprocess sees the cache entry itself, which changes with each layer.
+        Whatever the sandbox left at the link's place is removed, never followed."""
+        for name in self.template.env_links:
+            rel = normalize(name)
+            target = str(Path("/env" if self.isolated else self.env_dir) / rel)
+            link = self.workspace / rel
+            try:
+                st = os.lstat(link)
+                if stat.S_ISLNK(st.st_mode) and os.readlink(link) == target:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    remove_tree(link)
+                else:
+                    workspace.remove_nofollow(self.workspace, rel)
+            except FileNotFoundError:
+                pass
+            # A dangling link breaks tools that walk the project (node --test): link what exists.
+            if os.path.lexists(self.env_dir / rel):
+                fd, last = workspace.parent_fd(self.workspace, rel, create=True)
+                try:
+                    os.symlink(target, last, dir_fd=fd)
+                finally:
+                    os.close(fd)
 
     # --- the project part of the workspace, read as a hostile tree ---------------
     async def list_project(self) -> list[ProjectEntry]:
@@ -191,11 +244,8 @@ class LocalSandbox(Sandbox):
         await asyncio.to_thread(workspace.remove_nofollow, self.workspace, path)
 
     # --- commands ------------------------------------------------------------
-    def _env(self, env_dir: str, *, building: bool) -> dict[str, str]:
+    def _env(self, env_dir: str, tmp: str, caches: dict[str, str], *, building: bool) -> dict[str, str]:
         """A cleared environment: nothing of the host's leaks in (no API keys)."""
-        tmp = "/tmp" if self.isolated else str(self.root / "tmp")
-        pip_cache = PIP_CACHE_MOUNT if self.isolated else str(cache_root() / "pip")
-        npm_cache = NPM_CACHE_MOUNT if self.isolated else str(cache_root() / "npm")
         env = {
             "PATH": ":".join([*runtimes.tool_path(self.template, Path(env_dir)), "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": f"{tmp}/home",
@@ -220,23 +270,18 @@ class LocalSandbox(Sandbox):
             "npm_config_audit": "false",
             "CARGO_TERM_PROGRESS_WHEN": "never",
             "DEVLOOPER_ENV": env_dir,  # the cached environment (read-only while tests run)
-            # Tests get no shared download cache: an offline install must fail, not be served from it.
-            "PIP_CACHE_DIR": pip_cache if building else f"{tmp}/pip-cache",
-            "npm_config_cache": npm_cache if building else f"{tmp}/npm-cache",
+            "PIP_CACHE_DIR": caches["pip"],
+            "npm_config_cache": caches["npm"],
         }
+        if os.path.isfile(SYSTEM_CA):
+            # pip trusts its own bundle by default; the system's may also hold a proxy's CA
+            # (the host's /etc/pip.conf, which would say so, is not part of the sandbox's /etc).
+            env["PIP_CERT"] = SYSTEM_CA
         if not building:  # no network while tests run: fail at once instead of retrying
             env["PIP_RETRIES"] = "0"
             env["npm_config_fetch_retries"] = "0"  # else npm backs off for over a minute
         env.update(runtimes.env_vars(self.template, Path(env_dir), tmp))
         return env
-
-    def _shared_caches(self) -> None:
-        owner = bwrap.owner_ids() if self.isolated else None
-        for name in SHARED_CACHES:
-            path = cache_root() / name
-            path.mkdir(parents=True, exist_ok=True)
-            if owner and path.stat().st_uid != owner[0]:
-                chown_tree(path, *owner)
 
     async def exec(
         self,
@@ -247,139 +292,126 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
     ) -> ExecResult:
-        layer_steps = [self.layer_command(layer) for layer in self.layers]
-        return await self._run(
-            self.env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, layer_steps=layer_steps
+        step = self._step_for(command, self.workspace, self.env_dir, cwd=cwd, writable=False, network=network)
+        if self.env_key:  # a run that keeps testing keeps its environment from being pruned
+            await asyncio.to_thread(self.cache.touch, self.env_key)
+        return await self._run(step, timeout=timeout, env=env, building=False)
+
+    def _step_for(
+        self,
+        command: str | Sequence[str],
+        ws: Path,
+        env_dir: Path,
+        *,
+        cwd: str | None = None,
+        writable: bool,
+        network: bool,
+        shared_caches: bool = False,
+    ) -> Step:
+        caches_root = Path(self.settings.cache_dir) if shared_caches else self.root / "private-cache"
+        return Step(
+            argv=["bash", "-c", command] if isinstance(command, str) else list(command),
+            workspace=ws,
+            cwd=normalize(cwd) if cwd else None,
+            tmp=self.root / "tmp",
+            env_dir=env_dir,
+            env_writable=writable,
+            network=network,
+            caches={name: caches_root / name for name in SHARED_CACHES},
+            read_only=dict(self._declared),
         )
 
     async def _run(
-        self,
-        env_dir: Path,
-        command: str | Sequence[str],
-        *,
-        timeout: float,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        network: bool = False,
-        building: bool = False,
-        layer_steps: Sequence[str] = (),
+        self, step: Step, *, timeout: float, env: dict[str, str] | None = None, building: bool
     ) -> ExecResult:
-        """Run in the workspace with ``env_dir`` as the environment (writable when ``building``);
-        ``layer_steps`` are the commands of its layers."""
-        argv, popen_cwd, full_env, preexec = await asyncio.to_thread(
-            self._command, env_dir, command, timeout=timeout, cwd=cwd, env=env, network=network, building=building,
-            layer_steps=layer_steps,
-        )
+        # Everything blocking (PATH look-ups, files) happens in a thread: a server's loop must not wait.
+        full_env, prepared = await asyncio.to_thread(self._prepare_step, step, env, timeout, building)
         return await run_process(
-            argv, cwd=popen_cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb, preexec=preexec
+            prepared.argv, cwd=prepared.cwd, env=full_env, timeout=timeout, memory_mb=self.limits.memory_mb,
+            preexec=prepared.preexec, attach=prepared.attach,
         )
 
-    def _command(
-        self,
-        env_dir: Path,
-        command: str | Sequence[str],
-        *,
-        timeout: float,
-        cwd: str | None,
-        env: dict[str, str] | None,
-        network: bool,
-        building: bool,
-        layer_steps: Sequence[str] = (),
-    ) -> tuple[list[str], Path, dict[str, str], Callable[[], None] | None]:
-        """The full command line (limits, isolation), its directory, environment and preexec."""
-        argv = ["bash", "-c", command] if isinstance(command, str) else list(command)
-        host_cwd = resolve_inside(self.workspace, cwd) if cwd else self.workspace
-        prlimit = prlimit_binary()
-        preexec = None
-        if self.isolated:
-            full_env = {**self._env(ENV_MOUNT, building=building), **(env or {})}
-            if prlimit:  # inside the sandbox: the process limit then counts its user namespace only
-                argv = [prlimit, *self.limits.prlimit_args(timeout), "--", *argv]
+    def _prepare_step(
+        self, step: Step, env: dict[str, str] | None, timeout: float, building: bool
+    ) -> tuple[dict[str, str], Prepared]:
+        seen_env, seen_tmp, seen_caches = self.strategy.seen(step)
+        if not building:
+            # Tests get no shared download cache: an offline install must fail, not be served from it.
+            seen_caches = {"pip": f"{seen_tmp}/pip-cache", "npm": f"{seen_tmp}/npm-cache"}
+        full_env = {**self._env(seen_env, seen_tmp, seen_caches, building=building), **(env or {})}
+        return full_env, self.strategy.prepare(step, full_env, self.limits, timeout, self.template.workdir)
+
+    def layer_command(self, layer: Layer) -> str:
+        """An install's packages, with the template's declared local packages named by
+        their host path in the form the runtime's install command takes."""
+        if layer["kind"] != "install" or not self.template.local_packages:
+            return super().layer_command(layer)
+        words = []
+        for word in shlex.split(layer["spec"]):
+            path = self.template.local_packages.get(word)
+            if path is None:
+                words.append(shlex.quote(word))
+            elif self.template.runtime == "rust":
+                words += ["--path", shlex.quote(path)]
             else:
-                preexec = functools.partial(self.limits.setrlimits, timeout)
-            workdir = self.template.workdir
-            if cwd:
-                workdir += "/" + str(host_cwd.relative_to(self.workspace))
-            mounts = bwrap.Mounts(rw={str(self.workspace): self.template.workdir, str(self.root / "tmp"): "/tmp"})
-            (mounts.rw if building else mounts.ro)[str(env_dir)] = ENV_MOUNT
-            if building:
-                for name, mount in SHARED_CACHES.items():
-                    mounts.rw[str(cache_root() / name)] = mount
-                if isinstance(command, str):
-                    for archive in bwrap.package_archives(command):
-                        mounts.ro[os.path.realpath(archive)] = archive
-            # Local packages of the environment's layers stay visible after their own step:
-            # cargo builds a path dependency from its source at every test run.
-            for step in layer_steps:
-                for package in bwrap.package_archives(step):
-                    mounts.ro[os.path.realpath(package)] = package
-            toolchains = runtimes.tool_path(self.template, Path(ENV_MOUNT))
-            argv = bwrap.wrap(argv, mounts, network=network, workdir=workdir, env=full_env, toolchains=toolchains)
-            return argv, self.root, full_env, preexec
-        full_env = {**self._env(str(env_dir), building=building), **(env or {})}
-        base = _user_processes()
-        if prlimit:
-            argv = [prlimit, *self.limits.prlimit_args(timeout, nproc_base=base), "--", *argv]
-        else:
-            preexec = functools.partial(self.limits.setrlimits, timeout, nproc_base=base)
-        return argv, host_cwd, full_env, preexec
+                words.append(shlex.quote(path))
+        return self.template.install_command.format(packages=" ".join(words))
 
     async def add_layer(self, layer: Layer, *, timeout: float) -> ExecResult:
         layers = [*self.layers, layer]
-        env_dir, result = await self._ensure_env(layers, timeout=timeout)
+        env_dir, result, reused = await self._ensure_env(layers, timeout=timeout)
         if env_dir is not None:
+            if reused and layer["kind"] == "command":
+                await asyncio.to_thread(self._replay_changes, self._key(layers))
             self.env_dir = env_dir
+            self.env_key = self._key(layers)
             self.layers = layers
             await asyncio.to_thread(self._link_env)
         return result
 
-    async def read_env_file(self, path: str) -> str:
-        assert self.env_dir is not None
-        return await asyncio.to_thread(resolve_inside(self.env_dir, path).read_text, encoding="utf-8")
-
-    def _link_env(self) -> None:
-        """Point the template's ``env_links`` (node_modules) at the current environment.
-
-        Inside bubblewrap the environment is always at ``/env``; a plain
-        subprocess sees the cache entry itself, which changes with each layer."""
-        for name in self.template.env_links:
-            link = self.workspace / normalize(name)
-            target = Path(ENV_MOUNT if self.isolated else self.env_dir) / name
-            if link.is_symlink() and os.readlink(link) == str(target):
-                continue
-            if link.is_symlink() or link.is_file():
-                link.unlink()
-            elif link.exists():
-                shutil.rmtree(link)
-            # A dangling link breaks tools that walk the project (node --test): link what exists.
-            if (self.env_dir / name).exists():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(target)
-
     # --- environment cache ---------------------------------------------------
     def _key(self, layers: Sequence[Layer]) -> str:
-        return layers_key(self.template, layers)
+        """The content an environment was built from: the template and layers, the declared
+        local packages' contents, and the project files each command layer saw."""
+        h = hashlib.sha256(f"{KEY_VERSION}\0{layers_key(self.template, layers)}\0{self._packages_digest}".encode())
+        for layer in layers:
+            if layer["kind"] == "command":
+                h.update(f"\0{layer.get('workspace', '')}".encode())
+        return h.hexdigest()[:24]
 
-    async def _ensure_env(self, layers: list[Layer], *, timeout: float = BUILD_TIMEOUT) -> tuple[Path | None, ExecResult]:
-        """The cached environment for ``layers``, built from its cached prefix when missing.
+    def _usable(self, key: str) -> bool:
+        assert self.cache is not None
+        if not self.cache.ready(key):
+            return False
+        return key in self._own or self.cache.info(key).get("changes") is not False
 
-        Returns (None, result) when the last layer fails: that is data for the
+    async def _ensure_env(
+        self, layers: list[Layer], *, timeout: float = BUILD_TIMEOUT
+    ) -> tuple[Path | None, ExecResult, bool]:
+        """The cached environment for ``layers``, built from its cached prefix when missing,
+        and whether it was reused.
+
+        Returns (None, result, False) when the last layer fails: that is data for the
         model. A failure of the template's own setup raises.
         """
         assert self.cache is not None
         key = self._key(layers)
         final = self.cache.path(key)
-        if await asyncio.to_thread(final.exists):
-            return final, ExecResult(0, stdout="(environment reused from cache)")
+        reused = ExecResult(0, stdout="(environment reused from cache)")
+        if await asyncio.to_thread(self._usable, key):
+            await asyncio.to_thread(self.cache.touch, key)
+            return final, reused, True
         prefix: Path | None = None
         if layers:
-            prefix, result = await self._ensure_env(layers[:-1], timeout=timeout)
+            prefix, result, _ = await self._ensure_env(layers[:-1], timeout=timeout)
             if prefix is None:
-                return None, result
+                return None, result, False
         async with self.cache.locked(key):
-            if await asyncio.to_thread(final.exists):  # a concurrent run built it while we waited
-                return final, ExecResult(0, stdout="(environment reused from cache)")
+            if await asyncio.to_thread(self._usable, key):  # a concurrent run built it while we waited
+                await asyncio.to_thread(self.cache.touch, key)
+                return final, reused, True
             scratch = self.cache.scratch()
+            changes = None
             try:
                 if prefix is None:
                     await asyncio.to_thread(self._make_scratch, scratch)
@@ -387,44 +419,131 @@ class LocalSandbox(Sandbox):
                     result = ExecResult(0)
                 else:
                     await asyncio.to_thread(copy_tree, prefix, scratch)
-                    if not self.isolated:
+                    if self.strategy.relocates:
                         await asyncio.to_thread(relocate, scratch, prefix, scratch)
-                    result = await self._step(scratch, self.layer_command(layers[-1]), timeout, layers)
+                    result, changes = await self._layer_step(scratch, layers[-1], timeout)
                     if not result.ok:
-                        await asyncio.to_thread(shutil.rmtree, scratch, True)
-                        return None, result
-                if not self.isolated:  # point the scripts at the final path before anyone can see it
+                        await asyncio.to_thread(remove_tree, scratch)
+                        return None, result, False
+                if self.strategy.relocates:  # point the scripts at the final path before anyone can see it
                     await asyncio.to_thread(relocate, scratch, scratch, final)
-                await asyncio.to_thread(self.cache.publish, scratch, key, self.template.name, layers)
+                await asyncio.to_thread(self.cache.publish, scratch, key, self.template.name, layers, changes)
             except BaseException:
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
+                await asyncio.to_thread(remove_tree, scratch)
                 raise
-        return final, result
+        self._own.add(key)
+        keep = {key, *([self.env_key] if self.env_key else [])}
+        await asyncio.to_thread(self.cache.prune, self.settings.cache_max_mb * MB, keep)
+        return final, result, False
 
-    async def _step(self, scratch: Path, command: str, timeout: float, layers: Sequence[Layer] = ()) -> ExecResult:
-        layer_steps = [self.layer_command(layer) for layer in layers]
-        return await self._run(
-            scratch, command, timeout=timeout, network=self.spec.layer_network, building=True, layer_steps=layer_steps
-        )
+    async def _layer_step(self, scratch: Path, layer: Layer, timeout: float) -> tuple[ExecResult, dict | bool | None]:
+        """Run one layer on ``scratch``: an install against an empty workspace with the shared
+        download caches, a command against the project with private ones (and its changes)."""
+        command = self.layer_command(layer)
+        if layer["kind"] == "install":
+            return await self._build_step(scratch, command, timeout, shared_caches=True), None
+        before = await asyncio.to_thread(self._snapshot)
+        step = self._step_for(command, self.workspace, scratch, writable=True, network=self.spec.layer_network)
+        result = await self._run(step, timeout=timeout, building=True)
+        after = await asyncio.to_thread(self._snapshot)
+        return result, _changes(before, after)
+
+    async def _build_step(self, scratch: Path, command: str | list[str], timeout: float, *, shared_caches: bool) -> ExecResult:
+        """A build step that cannot see the project: its workspace is an empty scratch directory."""
+        empty = await asyncio.to_thread(self._empty_workspace)
+        try:
+            step = self._step_for(
+                command, empty, scratch, writable=True, network=self.spec.layer_network, shared_caches=shared_caches
+            )
+            return await self._run(step, timeout=timeout, building=True)
+        finally:
+            await asyncio.to_thread(remove_tree, empty)
+
+    def _empty_workspace(self) -> Path:
+        empty = Path(tempfile.mkdtemp(prefix="build-ws-", dir=self.root))
+        empty.chmod(0o755)
+        owner = self.strategy.owner()
+        if owner:
+            os.chown(empty, *owner)
+        return empty
+
+    def _snapshot(self) -> dict[str, str | None]:
+        """The workspace's project files as text (None: present, but not text within the cap)."""
+        found: dict[str, str | None] = {}
+        for entry in workspace.scan(self.workspace, self.template.not_project()):
+            text = None
+            if entry.kind == "file":
+                with contextlib.suppress(OSError, workspace.TooLarge, UnicodeDecodeError):
+                    text = workspace.read_capped(self.workspace, entry.path).decode("utf-8")
+            found[entry.path] = text
+        return found
+
+    def _replay_changes(self, key: str) -> None:
+        """Make a reused command layer's workspace changes again."""
+        assert self.cache is not None
+        changes = self.cache.info(key).get("changes") or {}
+        for path in changes.get("deleted", []):
+            with contextlib.suppress(OSError, ValueError):
+                workspace.remove_nofollow(self.workspace, normalize(path))
+        for path, text in (changes.get("written") or {}).items():
+            self._write(normalize(path), text.encode("utf-8"))
 
     def _make_scratch(self, scratch: Path) -> None:
         scratch.mkdir()
-        owner = bwrap.owner_ids() if self.isolated else None
+        owner = self.strategy.owner()
         if owner:
             os.chown(scratch, *owner)
 
     async def _build_base(self, scratch: Path) -> None:
         """The template's environment before any layer: create, setup commands, base packages."""
-        create = runtimes.create_command(self.template, Path(ENV_MOUNT if self.isolated else scratch))
+        create = await asyncio.to_thread(runtimes.create_command, self.template, Path("/env" if self.isolated else scratch))
         steps: list[str | list[str]] = [create] if create else []
         steps += list(self.template.setup_commands)
         if self.template.base_packages:
             steps.append(self.template.install_command.format(packages=" ".join(self.template.base_packages)))
         for step in steps:
-            result = await self._step(scratch, step, BUILD_TIMEOUT)
+            result = await self._build_step(scratch, step, BUILD_TIMEOUT, shared_caches=True)
             if not result.ok:
                 what = step if isinstance(step, str) else " ".join(step)
                 raise SandboxStartupError(
                     f"could not build the {self.template.name!r} environment: {what!r} "
                     f"(exit {result.exit_code}):\n{result.output[-2000:]}"
                 )
+
+
+def _changes(before: dict[str, str | None], after: dict[str, str | None]) -> dict | bool:
+    """What a command did to the project: files written (text) and deleted; False when that
+    cannot be stored (a binary or huge file written, or more than ``CHANGES_CAP`` of text),
+    so that the entry is never reused for another run."""
+    written = {p: t for p, t in after.items() if before.get(p, "\0") != t}
+    if any(t is None for t in written.values()) or sum(len(t) for t in written.values()) > CHANGES_CAP:
+        return False
+    return {"written": written, "deleted": sorted(p for p in before if p not in after)}
+
+
+def local_packages_digest(packages: dict[str, str]) -> str:
+    """A digest of the contents of the template's declared local packages, archives or
+    directories (read without following links; build outputs such as ``target`` and
+    ``node_modules`` left out)."""
+    h = hashlib.sha256()
+    budget = LOCAL_PACKAGE_CAP
+    for name in sorted(packages):
+        root = Path(packages[name])
+        h.update(f"\0{name}\0{root}".encode())
+        if os.path.isfile(root) and not os.path.islink(root):  # an archive (a wheel, a .tgz)
+            with contextlib.suppress(OSError, workspace.TooLarge):
+                h.update(hashlib.sha256(workspace.read_capped(root.parent, root.name, LOCAL_PACKAGE_CAP)).digest())
+            continue
+        for entry in workspace.scan(root, ("target", "node_modules", ".git", "__pycache__", "build", "*.egg-info")):
+            h.update(f"\0{entry.path}\0{entry.kind}".encode())
+            if entry.kind == "file" and entry.size <= budget:
+                budget -= entry.size
+                with contextlib.suppress(OSError, workspace.TooLarge):
+                    h.update(hashlib.sha256(workspace.read_capped(root, entry.path, entry.size)).digest())
+            elif entry.kind == "link":
+                with contextlib.suppress(OSError):
+                    h.update(os.readlink(root / entry.path).encode())
+    return h.hexdigest()[:24] if packages else ""
+
+
+__all__ = ["LocalSandbox", "LocalSettings", "cache_root"]

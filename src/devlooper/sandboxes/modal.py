@@ -74,7 +74,7 @@ class ModalSandbox(Sandbox):
         self.image: Any = None
 
     @classmethod
-    def check_config(cls) -> None:
+    def check_config(cls, ctx: object = None) -> None:
         if not _has_token(_sdk()):
             raise ConfigError(
                 "the modal sandbox needs a Modal token: set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET, or run `modal token new`"

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from ..bounded import BoundedBuffer
 from .base import ExecResult, Kill
@@ -29,6 +30,17 @@ WATCH_INTERVAL = 0.05  # seconds between two looks at the command's memory
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+class Attachment(Protocol):
+    """Something set up around one command (its network): given file descriptors to pass,
+    told when the command started (may raise: the command is then killed) and when it ended."""
+
+    pass_fds: tuple[int, ...]
+
+    def started(self, proc: subprocess.Popen) -> None: ...
+
+    def finished(self) -> None: ...
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -38,6 +50,7 @@ async def run_process(
     cap: int = OUTPUT_CAP,
     memory_mb: int | None = None,
     preexec: Callable[[], None] | None = None,
+    attach: Attachment | None = None,
 ) -> ExecResult:
     """Run ``argv`` in its own session; every way it can end comes back as data.
 
@@ -48,7 +61,7 @@ async def run_process(
     try:
         return await asyncio.to_thread(
             run_process_sync, argv, cwd=cwd, env=env, timeout=timeout, cap=cap, memory_mb=memory_mb,
-            preexec=preexec, started_procs=procs,
+            preexec=preexec, started_procs=procs, attach=attach,
         )
     except asyncio.CancelledError:
         for proc in procs:
@@ -66,8 +79,17 @@ def run_process_sync(
     memory_mb: int | None = None,
     preexec: Callable[[], None] | None = None,
     started_procs: list[subprocess.Popen] | None = None,
+    attach: Attachment | None = None,
 ) -> ExecResult:
     started = time.monotonic()
+    try:
+        return _run(argv, cwd, env, timeout, cap, memory_mb, preexec, started_procs, attach, started)
+    finally:
+        if attach is not None:
+            attach.finished()
+
+
+def _run(argv, cwd, env, timeout, cap, memory_mb, preexec, started_procs, attach, started) -> ExecResult:
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -78,11 +100,21 @@ def run_process_sync(
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=preexec,
+            pass_fds=attach.pass_fds if attach is not None else (),
         )
     except FileNotFoundError as exc:
         return ExecResult(127, stderr=f"{exc.filename}: command not found", duration=time.monotonic() - started)
     if started_procs is not None:
         started_procs.append(proc)
+    if attach is not None:
+        try:
+            attach.started(proc)
+        except BaseException:
+            kill_tree(proc.pid)
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
+            raise
     out, err = BoundedBuffer(cap), BoundedBuffer(cap)
     readers = [
         threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,6 +60,13 @@ class EnvTemplate(BaseModel):
         description="Build outputs and caches the tools write into the workspace (target, __pycache__): "
         "not project files, so never taken into the state or the output. fnmatch patterns on a name or a path.",
     )
+    local_packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Packages on this machine the project may install, by name -> absolute host path "
+        "(a crate, a Python or npm package directory). Only these host paths are ever visible in the local "
+        "sandbox (read-only, at the same path); an install names them by their name here, never by path. "
+        "Their contents are part of the environment's cache key.",
+    )
     guidance: str = Field(default="", description="Conventions the model must follow for this template.")
     example_files: dict[str, str] = Field(
         default_factory=dict, description="A minimal project whose tests pass: proves the template works."
@@ -67,6 +76,16 @@ class EnvTemplate(BaseModel):
     @classmethod
     def _relative_paths(cls, files: dict[str, str]) -> dict[str, str]:
         return {normalize(path): content for path, content in files.items()}
+
+    @field_validator("local_packages")
+    @classmethod
+    def _declared_packages(cls, packages: dict[str, str]) -> dict[str, str]:
+        for name, path in packages.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                raise ValueError(f"local package name {name!r} must be a plain package name")
+            if not os.path.isabs(path):
+                raise ValueError(f"local package {name!r} must be an absolute path, not {path!r}")
+        return {name: os.path.normpath(path) for name, path in packages.items()}
 
     @field_validator("install_command")
     @classmethod
@@ -82,6 +101,6 @@ class EnvTemplate(BaseModel):
 
     def environment_fingerprint(self) -> str:
         """What determines the environment (not the tests): keys the environment cache."""
-        fields = ("runtime", "image", "setup_commands", "base_packages", "install_command")
+        fields = ("runtime", "image", "setup_commands", "base_packages", "install_command", "local_packages")
         data = {name: getattr(self, name) for name in fields}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

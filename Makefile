@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox-tools
 	$(BIN)/devlooper demo --output output/demo --force
 
 # bubblewrap isolates the local sandbox and slirp4netns gives its build steps a network

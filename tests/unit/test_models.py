@@ -50,7 +50,8 @@ async def test_structured_replies_validate_into_the_schema():
     model = ReplayChatModel(entries=[{"key": "plan:1", "reply": GOOD_PLAN, "usage": {"input_tokens": 9, "output_tokens": 4}}])
     plan, usage = await ask_structured(model, [HumanMessage("plan")], DebugPlan, key="plan:1")
     assert isinstance(plan, DebugPlan) and plan.actions[0].path == "a.py"
-    assert usage == {"input_tokens": 9, "output_tokens": 4, "calls": 1}
+    assert {k: usage[k] for k in ("input_tokens", "output_tokens", "calls")} == {"input_tokens": 9, "output_tokens": 4, "calls": 1}
+    assert usage["plan.input_tokens"] == 9  # and per step
 
 
 async def test_a_malformed_reply_is_retried_with_the_error_shown():
@@ -123,7 +124,7 @@ async def test_a_session_whose_replies_never_validated_replays_to_the_same_failu
     recorded, replayed, keys = await _record_then_replay(tmp_path, {"plan:1*": BAD_PLAN})
     assert recorded[0] is MalformedOutput and "escapes the workspace" in recorded[1]
     assert replayed == recorded
-    assert keys == ["plan:1", "plan:1#retry1"]
+    assert keys == ["plan:1", "plan:1#retry1", "plan:1#retry2"]  # at most two retries
 
 
 def test_missing_openai_key_names_the_variable_and_the_alternatives():

@@ -45,7 +45,7 @@ MAX_RETRY_WAIT = 120.0  # seconds of waiting between those retries, in all, befo
 # --- the state (what every checkpoint stores) ---------------------------------------
 MAX_DIFF_CHARS = 8_000  # characters of one edit's diff kept (its hashes and line counts stay exact)
 # Characters kept of the diff of an edit older than the newest iteration: a loop warning
-# shows 400 of them (memory.EDIT_EXCERPT), the history only the line counts.
+# shows 400 of them (prompts.history.EDIT_EXCERPT), the history only the line counts.
 OLD_DIFF_CHARS = 600
 FULL_OUTPUT_RUNS = 1  # newest test runs whose output and failures are kept as stored (only the newest is read)
 OLD_OUTPUT_CHARS = 1_000  # characters kept of an older test run's output (head and tail)

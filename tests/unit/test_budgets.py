@@ -7,7 +7,8 @@ import random
 
 from devlooper import budgets, prompts
 from devlooper.loops import best_of, restore_best, track_best
-from devlooper.memory import content_hash, make_edit, render_history
+from devlooper.memory import content_hash, make_edit
+from devlooper.prompts.history import render_history
 from devlooper.schemas import Action
 from devlooper.state import add_runs, merge_files
 from devlooper.templates import get_template
@@ -134,7 +135,7 @@ def test_a_clipped_diff_keeps_its_exact_line_counts():
 
 
 def test_older_edits_keep_an_excerpt_the_loop_warning_reads_the_same():
-    from devlooper.memory import EDIT_EXCERPT
+    from devlooper.prompts.history import EDIT_EXCERPT
     from devlooper.state import add_edits
 
     before = "".join(f"line {i}\n" for i in range(2_000))

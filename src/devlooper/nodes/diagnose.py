@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from .. import prompts
 from ..context import Context
 from ..loops import detect, events_at, regression
-from ..memory import render_notes
+from ..prompts.history import render_notes
 from ..models import ask_text
 from ..state import LoopEvent, State
 from .common import context_of, model_of, template_of, timed

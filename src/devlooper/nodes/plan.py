@@ -7,7 +7,7 @@ from langgraph.runtime import Runtime
 from .. import prompts
 from ..context import Context
 from ..loops import detect, regression
-from ..memory import render_notes, render_result
+from ..prompts.history import render_notes, render_result
 from ..models import MalformedOutput, ask_structured
 from ..plancheck import cap_actions
 from ..schemas import DebugPlan

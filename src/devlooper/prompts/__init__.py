@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from ..bounded import clip
 from ..budgets import MAX_PROMPT_CHARS
-from ..memory import render_history
+from .history import render_history
 from ..schemas import Action, ProjectPlan
 from ..state import State, TestRun
 from ..templates.base import EnvTemplate

@@ -104,7 +104,7 @@ def state_with(files: dict[str, str], output: str = "FAILED test_x\n") -> dict:
     }
 
 
-def test_every_prompt_fits_the_character_cap_with_the_head_and_tail_of_a_huge_file():
+def test_every_prompt_fits_the_token_budget_with_a_huge_file():
     huge = "HEAD = 1\n" + "x = 0\n" * 100_000 + "TAIL = 2\n"
     state = state_with({"big.py": huge, "adder.py": "def add(a, b):\n    return a - b\n"}, "E" * 200_000)
     built = {
@@ -114,9 +114,10 @@ def test_every_prompt_fits_the_character_cap_with_the_head_and_tail_of_a_huge_fi
         "template_repair": prompts.template_repair("a go template", "d" * 500_000, "p", 2, 3),
     }
     for name, messages in built.items():
-        assert sum(len(m.content) for m in messages) <= budgets.MAX_PROMPT_CHARS, name
+        assert prompts.size_of(messages) <= budgets.MAX_PROMPT_TOKENS, name
     fix_text = built["fix_file"][-1].content
-    assert "HEAD = 1" in fix_text and "TAIL = 2" in fix_text and "characters dropped" in fix_text
+    # Too large to show whole: its relevant chunks, answered with a search/replace patch.
+    assert "too many to show whole" in fix_text and "<<<<<<< SEARCH" in fix_text
     assert "fix it" in fix_text and "it is broken" in fix_text  # the small parts are whole
 
 

@@ -26,7 +26,7 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
     )
     # The same loop memory diagnose saw: a regression, a loop warning, a human's guidance.
     memory = render_notes(state, detect(state.get("fingerprints", []), ctx.loop_window), regression(state))
-    messages = prompts.plan_fix(state, template_of(state, ctx), notes, memory)
+    messages = prompts.plan_fix(state, template_of(state, ctx), notes, memory, ctx.max_prompt_tokens)
     try:
         debug_plan, usage = await ask_structured(
             model, messages, DebugPlan, key=f"plan:{iteration}", recorder=recorder, mode=ctx.structured_output

@@ -20,6 +20,7 @@ from ..context import Context
 from ..loops import track_best
 from ..memory import make_edit
 from ..models import ask_text
+from ..docs import read_docs
 from ..patches import PatchError, apply_patch
 from ..plancheck import check_debug_plan, refusal, too_large
 from ..schemas import Action
@@ -100,10 +101,13 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             results.append(_file_result(iteration, "delete", action.path, "no such file", 0.0, ok=False))
 
     layers: list[Layer] = []
-    steps = [a for a in actions if a.kind in ("install", "command")]
+    steps = [a for a in actions if a.kind in ("install", "command", "read_docs")]
     if steps:
         box = await sandbox_of(state, ctx, files)
         for action in steps:
+            if action.kind == "read_docs":  # reads the environment, changes nothing
+                results.append(await read_docs(box, template, action, iteration))
+                continue
             if action.kind == "install":
                 layer = install_layer(action.packages, iteration)
             else:

@@ -124,6 +124,15 @@ def _failures(run: TestRun) -> str:
     return f"Failing tests ({run['failed']} failed, {run['passed']} passed):\n" + "\n".join(lines) + "\n"
 
 
+def docs_read(state: State, iteration: int) -> str:
+    """The documentation the plan of ``iteration`` read, for the next prompts."""
+    read = [r for r in state.get("action_results", []) if r["iteration"] == iteration and r["kind"] == "read_docs"]
+    if not read:
+        return ""
+    parts = [f"--- docs of {r['target']}{'' if r['ok'] else ' (failed)'}\n{r['output']}" for r in read]
+    return "Documentation you asked for (as installed):\n" + "\n\n".join(parts) + "\n"
+
+
 def plan_project(prompt: str, template: EnvTemplate) -> list[BaseMessage]:
     setup = ", ".join(sorted(template.setup_files)) or "none"
     return _messages(template, "plan_project", prompt=prompt, setup_files=setup)
@@ -161,6 +170,7 @@ def diagnose(
         output=output,
         dropped_note=f"{dropped} characters dropped from the middle" if dropped else "complete",
         failures=_failures(run),
+        docs=docs_read(state, run["iteration"] - 1),
         history=render_history(state),
         notes=notes,
     )
@@ -178,6 +188,7 @@ def plan_fix(
         diagnosis=state["diagnosis"],
         failures=_failures(state["test_runs"][-1]) if state.get("test_runs") else "",
         action_notes=action_notes or "(none)",
+        docs=docs_read(state, state.get("iteration", 0) - 1),
         install_hint=template.install_command.format(packages="..."),
         history=render_history(state),
         notes=notes,

@@ -121,8 +121,10 @@ def _transient(exc: BaseException) -> bool:
         return status in (408, 409, 429) or status >= 500
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
-    # Connection and timeout errors of the SDKs (openai.APIConnectionError, httpx.ReadTimeout, ...).
-    return any(word in type(c).__name__ for c in type(exc).__mro__ for word in ("Timeout", "Connect"))
+    # Connection and timeout errors of the SDKs (openai.APIConnectionError, httpx.ReadTimeout, a
+    # connection the server dropped: httpx.RemoteProtocolError), by their class names.
+    words = ("Timeout", "Connect", "NetworkError", "RemoteProtocol")
+    return any(word in cls.__name__ for cls in type(exc).__mro__ for word in words)
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -311,7 +311,8 @@ def _templates() -> int:
 
 
 async def _template_new(args: argparse.Namespace) -> int:
-    given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox}
+    given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox,
+             "structured_output": args.structured_output}
     ctx = Context(**{k: v for k, v in given.items() if v is not None})
     if args.attempts < 1:
         raise ConfigError("--attempts must be at least 1")
@@ -327,7 +328,7 @@ async def _template_new(args: argparse.Namespace) -> int:
 
     done = await synthesize(
         args.description, model, backend=ctx.sandbox, attempts=args.attempts,
-        recorder=recorder_for(ctx.record, ctx.model), on_attempt=report,
+        recorder=recorder_for(ctx.record, ctx.model), on_attempt=report, structured_output=ctx.structured_output,
     )
     if not done.ok:
         console.print(f"no working template after {args.attempts} draft(s); the last problem is above")

@@ -20,7 +20,8 @@ import time
 
 from devlooper.fingerprint import fingerprint
 from devlooper.loops import detect, regression
-from devlooper.memory import make_edit, render_history, render_notes
+from devlooper.memory import make_edit
+from devlooper.prompts.history import render_history, render_notes
 
 
 def median_ms(fn, repeat: int = 7) -> float:

@@ -22,7 +22,8 @@ from rich.markup import escape
 from . import __version__
 from .context import Context
 from .errors import ConfigError, DevlooperError
-from .models import REPLAY_PREFIX, load_chat_model, recorder_for
+from .budgets import MAX_PROMPT_TOKENS
+from .models import REPLAY_PREFIX, STRUCTURED_MODES, load_chat_model, recorder_for
 from .nodes.common import sandbox_settings
 from .output import check_output_dir
 from .progress import Progress
@@ -30,6 +31,7 @@ from .runner import history, resume, run
 from .sandboxes import sandbox_class
 from .synthesis import Attempt, save_template, synthesize
 from .templates import BUILTIN, get_template, is_template_path
+from .usage import price_of
 
 console = Console(stderr=True, highlight=False)
 
@@ -100,6 +102,16 @@ def _settings(p: argparse.ArgumentParser, template: bool = True) -> None:
     p.add_argument("--base-url", default=None, help="base URL of an OpenAI-compatible server")
     p.add_argument("--record", default=None, metavar="PATH", help="record every model reply to a cassette")
     _isolation_option(p)
+    p.add_argument("--structured-output", default=None, choices=STRUCTURED_MODES,
+                   help="how plans are asked for: json_schema (default), function_calling, json_mode (docs/models.md)")
+    p.add_argument("--max-prompt-tokens", type=int, default=None, metavar="N",
+                   help=f"tokens one prompt may hold (default {MAX_PROMPT_TOKENS})")
+    p.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                   help="tokens the whole run may use; over it the run stops with status budget (resumable)")
+    p.add_argument("--max-cost", type=float, default=None, metavar="USD",
+                   help="estimated US dollars the run may cost; over it the run stops with status budget")
+    p.add_argument("--prices", default=None, metavar="PATH",
+                   help='JSON price table extending the built-in one: {"model": {"input": USD/Mtok, "output": USD/Mtok}}')
 
 
 def _isolation_option(p: argparse.ArgumentParser) -> None:
@@ -142,6 +154,11 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
         "model": getattr(args, "model", None),
         "base_url": getattr(args, "base_url", None),
         "record": getattr(args, "record", None),
+        "structured_output": getattr(args, "structured_output", None),
+        "max_prompt_tokens": getattr(args, "max_prompt_tokens", None),
+        "max_tokens": getattr(args, "max_tokens", None),
+        "max_cost": getattr(args, "max_cost", None),
+        "prices": getattr(args, "prices", None),
         "sandbox": getattr(args, "sandbox", None),
         "isolation": getattr(args, "isolation", None),
         "template": _template_ref(getattr(args, "template", None)),
@@ -172,6 +189,14 @@ def _check(ctx: Context, force: bool, output: bool = True) -> Context:
         raise ConfigError("--max-iterations must be at least 1")
     if ctx.loop_window < 2:
         raise ConfigError("--loop-window must be at least 2 (one run cannot repeat itself)")
+    if ctx.max_prompt_tokens < 1_000:
+        raise ConfigError("--max-prompt-tokens must be at least 1000 (the instructions alone need some)")
+    if ctx.max_tokens < 0 or ctx.max_cost < 0:
+        raise ConfigError("--max-tokens and --max-cost must not be negative (0 is no limit)")
+    if ctx.max_cost and price_of(ctx.model, ctx.prices) is None:
+        raise ConfigError(
+            f"--max-cost needs the price of {ctx.model}: add it to a price table given with --prices (docs/models.md)"
+        )
     get_template(ctx.template)
     sandbox_class(ctx.sandbox).check_config(ctx)
     load_chat_model(ctx.model, ctx.base_url)
@@ -201,6 +226,14 @@ def _done(final: dict, output_dir: str | None) -> int:
         out = Path(output_dir).expanduser().resolve()
         where = f" · output in [bold]{out}[/]"
     console.print(f"thread [cyan]{final['thread_id']}[/] · {final.get('status')}{where}")
+    if usage := (final.get("report") or {}).get("usage"):
+        cost = f" · ~${usage['cost_usd']:.4f}" if usage.get("cost_usd") is not None else ""
+        console.print(
+            f"usage: {usage['input_tokens']} input + {usage['output_tokens']} output tokens "
+            f"in {usage['calls']} model calls{cost}"
+        )
+    if final.get("status") == "budget":
+        console.print(f"{final.get('reason')}: [bold]devlooper resume {final['thread_id']} --max-tokens N[/]", soft_wrap=True)
     if output_dir:
         print(out)
     return 0 if final.get("status") == "passed" else 1
@@ -292,7 +325,7 @@ def _templates() -> int:
 
 async def _template_new(args: argparse.Namespace) -> int:
     given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox,
-             "isolation": args.isolation}
+             "isolation": args.isolation, "structured_output": args.structured_output}
     ctx = Context(**{k: v for k, v in given.items() if v is not None})
     if args.attempts < 1:
         raise ConfigError("--attempts must be at least 1")
@@ -308,7 +341,7 @@ async def _template_new(args: argparse.Namespace) -> int:
 
     done = await synthesize(
         args.description, model, backend=ctx.sandbox, attempts=args.attempts,
-        recorder=recorder_for(ctx.record, ctx.model), on_attempt=report,
+        recorder=recorder_for(ctx.record, ctx.model), on_attempt=report, structured_output=ctx.structured_output,
     )
     if not done.ok:
         console.print(f"no working template after {args.attempts} draft(s); the last problem is above")

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .budgets import MAX_PROMPT_TOKENS
+
 DEFAULT_MODEL = "openai:gpt-5.1"
 
 
@@ -33,6 +35,42 @@ class Context:
     base_url: str | None = field(
         default=None,
         metadata={"description": "Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp)."},
+    )
+    structured_output: str = field(
+        default="json_schema",
+        metadata={
+            "description": "How structured replies (plans) are asked for: json_schema (response_format with the "
+            "schema), function_calling (a forced tool call) or json_mode (any JSON, the schema in the prompt). "
+            "Local servers differ in what they support: see docs/models.md."
+        },
+    )
+    max_prompt_tokens: int = field(
+        default=MAX_PROMPT_TOKENS,
+        metadata={
+            "description": "Tokens one prompt may hold (counted with tiktoken where it is available, else "
+            "estimated at 4 characters a token); what is over is clipped, largest parts first."
+        },
+    )
+    max_tokens: int = field(
+        default=0,
+        metadata={
+            "description": "Tokens (input and output) the whole run may use; 0 is no limit. Over it the run "
+            "stops before its next iteration with status budget, resumable with a bigger budget."
+        },
+    )
+    max_cost: float = field(
+        default=0.0,
+        metadata={
+            "description": "US dollars the whole run may cost, estimated from the price table; 0 is no limit. "
+            "Over it the run stops with status budget, like max_tokens."
+        },
+    )
+    prices: str | None = field(
+        default=None,
+        metadata={
+            "description": "A JSON file of model prices that extends the built-in table: "
+            '{"model-name": {"input": USD per million tokens, "output": USD per million tokens}}.'
+        },
     )
     record: str | None = field(
         default=None,

@@ -17,14 +17,17 @@ from .loops import still_stuck
 from .nodes import apply, diagnose, escalate, finish, generate, plan, test
 from .nodes.common import context_of
 from .state import InputState, OutputState, State
+from .usage import budget_exceeded
 
 
 def route_after_test(state: State, runtime: Runtime[Context]) -> Literal["finish", "diagnose", "escalate"]:
-    """Green goes to finish; red goes to diagnose while the iteration budget lasts,
+    """Green goes to finish; red goes to diagnose while the iteration and token budgets last,
     or to escalate when the model is still looping after a warning."""
     ctx = context_of(runtime)
     if state["test_runs"][-1]["exit_code"] == 0:
         return "finish"
+    if budget_exceeded(state.get("usage", {}), ctx):
+        return "finish"  # status budget: `resume` with a bigger budget goes on from here
     if state["iteration"] >= ctx.max_iterations:
         return "finish"
     if still_stuck(state, ctx.loop_window):

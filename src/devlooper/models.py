@@ -1,183 +1,58 @@
-"""Chat models: construction, replay and recording, and the two ways nodes ask.
+"""The model client: construction, and the two ways nodes ask (text, structured).
 
 Every model call carries a *call key* such as ``diagnose:2`` or
-``fix_file:2:voronoi/core.py`` in its run metadata. A replayed model answers
-by that key, not by call order, so replay stays deterministic when files are
-generated or fixed concurrently. The same key names the call in LangSmith.
+``fix_file:2:voronoi/core.py`` in its run metadata: a replayed model
+(:mod:`devlooper.cassette`) answers by it, and the same key names the call in
+LangSmith.
+
+A weak or faulty model never ends a run here:
+
+- a structured reply that is not JSON or fails the schema is asked for again
+  with the validation error, at most ``STRUCTURED_RETRIES`` times; then
+  :class:`MalformedOutput` (a clean error the plan node records as a failed plan);
+- a rate limit (429), a server error (5xx), a timeout or a dropped connection is
+  retried in exactly this one layer (the SDK clients devlooper builds retry
+  nothing), honouring ``Retry-After``, within ``MAX_RETRY_WAIT`` seconds in all;
+  then :class:`ModelUnavailable`, which stops the run at its last checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
+import email.utils
 import json
 import os
-import threading
-from collections.abc import Callable, Sequence
-from pathlib import Path
+import re
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from langchain_core.messages import BaseMessage, HumanMessage
+from pydantic import BaseModel, ValidationError
 
-from .errors import CassetteError, ConfigError
+from .budgets import MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
+from .cassette import CALL_KEY, Recorder, ReplayChatModel, continue_recording, recorder_for
+from .errors import ConfigError, DevlooperError
 
-CALL_KEY = "devlooper_call"
+__all__ = [
+    "CALL_KEY", "REPLAY_PREFIX", "STRUCTURED_MODES", "MalformedOutput", "ModelRejected", "ModelUnavailable",
+    "Recorder", "ReplayChatModel", "ask_structured", "ask_text", "continue_recording", "load_chat_model",
+    "recorder_for",
+]
+
 REPLAY_PREFIX = "replay:"
 T = TypeVar("T", bound=BaseModel)
 
-Reply = str | dict | Callable[[list[BaseMessage]], str | dict]
+# How a structured reply is asked for. Local servers differ in what they support:
+# json_schema (response_format with the schema: OpenAI, vLLM, llama.cpp, recent Ollama),
+# function_calling (a forced tool call), json_mode (any JSON object; the schema goes in the prompt).
+STRUCTURED_MODES = ("json_schema", "function_calling", "json_mode")
 
-
-# --- replay ------------------------------------------------------------------
-class ReplayChatModel(BaseChatModel):
-    """Answers each call from a cassette entry whose key matches the call key.
-
-    Entries are tried exact key first, then as ``fnmatch`` patterns in order
-    (``diagnose:*`` answers every diagnosis). A structured-output call gets the
-    entry's dict back as a tool call, so ``with_structured_output`` works as
-    with a real tool-calling model. In tests a reply may be a callable of the
-    messages, to script replies that depend on the prompt.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    entries: list[dict[str, Any]]
-    source: str = "<memory>"
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _seen: dict[str, int] = PrivateAttr(default_factory=dict)
-
-    @classmethod
-    def from_replies(cls, replies: dict[str, Reply], **kw: Any) -> ReplayChatModel:
-        return cls(entries=[{"key": k, "reply": v} for k, v in replies.items()], **kw)
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> ReplayChatModel:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"cassette not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"cassette {path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("calls"), list):
-            raise ConfigError(f"cassette {path} has no 'calls' list")
-        return cls(entries=data["calls"], source=str(path))
-
-    @property
-    def _llm_type(self) -> str:
-        return "replay"
-
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
-
-    def _entry(self, key: str | None) -> dict[str, Any]:
-        if key is None:
-            raise CassetteError("a replayed model was called without a call key")
-        matches = [e for e in self.entries if e["key"] == key] or [
-            e for e in self.entries if fnmatch.fnmatchcase(key, e["key"])
-        ]
-        if not matches:
-            raise CassetteError(f"cassette {self.source} has no reply for call {key!r}")
-        with self._lock:  # a key seen again gets its next entry, the last one repeating
-            n = self._seen.get(key, 0)
-            self._seen[key] = n + 1
-        return matches[min(n, len(matches) - 1)]
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        key = (run_manager.metadata if run_manager else {}).get(CALL_KEY)
-        entry = self._entry(key)
-        reply = entry["reply"]
-        if callable(reply):
-            reply = reply(messages)
-        tools = kwargs.get("tools")
-        args = _arguments(reply) if tools else None
-        if args is not None:
-            name = tools[0]["function"]["name"]
-            message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{key}"}])
-        else:  # plain text, or a structured call answered in words (recorded as such): no tool call
-            message = AIMessage(content=reply if isinstance(reply, str) else json.dumps(reply))
-        usage = entry.get("usage") or {}
-        if usage:
-            message.usage_metadata = {
-                "input_tokens": usage.get("input_tokens", 0),
-                "output_tokens": usage.get("output_tokens", 0),
-                "total_tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
-            }
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._generate(messages, stop, run_manager, **kwargs)
-
-
-def _arguments(reply: str | dict) -> dict | None:
-    """A structured reply's arguments: a dict, or a string holding a JSON object; None for words."""
-    if isinstance(reply, dict):
-        return reply
-    try:
-        value = json.loads(reply)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-# --- recording ---------------------------------------------------------------
-class Recorder:
-    """Appends every reply to a cassette file, rewritten whole after each call."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, path: str | Path, model: str) -> None:
-        self.path = Path(path)
-        self.data = {"version": 1, "model": model, "calls": []}
-
-    def add(self, key: str, reply: str | dict, usage: dict[str, int]) -> None:
-        with self._lock:
-            self.data["calls"].append({"key": key, "reply": reply, "usage": usage})
-            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1))
-            tmp.replace(self.path)
-
-
-_recorders: dict[str, Recorder] = {}
-
-
-def recorder_for(path: str | None, model: str) -> Recorder | None:
-    if not path:
-        return None
-    if path not in _recorders:
-        _recorders[path] = Recorder(path, model)
-    return _recorders[path]
-
-
-def continue_recording(path: str, model: str) -> Recorder:
-    """Keep the calls already in the cassette at ``path``: a resumed run adds to them
-    instead of starting the file again (which would lose what was recorded before a crash)."""
-    recorder = recorder_for(path, model)
-    assert recorder is not None
-    try:
-        earlier = json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return recorder
-    if isinstance(earlier, dict) and isinstance(earlier.get("calls"), list) and not recorder.data["calls"]:
-        recorder.data["calls"] = earlier["calls"]
-    return recorder
+# Providers whose chat model takes ``max_retries``: theirs is set to 0, so this module's
+# layer is the only one (the SDK's retries times ours would multiply the wait).
+_RETRYING_CLIENTS = frozenset({"openai", "azure_openai", "anthropic", "groq", "mistralai", "fireworks", "together",
+                               "deepseek", "xai"})
 
 
 # --- construction --------------------------------------------------------------
@@ -197,6 +72,8 @@ def load_chat_model(spec: str, base_url: str | None = None) -> BaseChatModel:
     if not sep:
         provider, name = "openai", spec
     kwargs: dict[str, Any] = {}
+    if provider in _RETRYING_CLIENTS:
+        kwargs["max_retries"] = 0
     if base_url:
         kwargs["base_url"] = base_url
         if provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
@@ -211,11 +88,104 @@ def load_chat_model(spec: str, base_url: str | None = None) -> BaseChatModel:
         raise ConfigError(f"cannot load model {spec!r}: {exc}") from None
 
 
+# --- errors ------------------------------------------------------------------------
+class MalformedOutput(DevlooperError):
+    """The model's structured reply did not validate, even after its retries."""
+
+    def __init__(self, message: str, usage: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or {}  # what the failed attempts cost still counts
+
+
+class ModelUnavailable(DevlooperError):
+    """The model's server kept failing (rate limit, 5xx, timeouts) past the retry budget."""
+
+
+class ModelRejected(DevlooperError):
+    """The server refused the request itself (400/404/422): retrying cannot help."""
+
+
+# --- the retry layer ------------------------------------------------------------------
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status an SDK error carries (openai, anthropic, httpx all name it so)."""
+    for holder in (exc, getattr(exc, "response", None)):
+        code = getattr(holder, "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def _transient(exc: BaseException) -> bool:
+    status = _status(exc)
+    if status is not None:
+        return status in (408, 409, 429) or status >= 500
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    # Connection and timeout errors of the SDKs (openai.APIConnectionError, httpx.ReadTimeout, a
+    # connection the server dropped: httpx.RemoteProtocolError), by their class names.
+    words = ("Timeout", "Connect", "NetworkError", "RemoteProtocol")
+    return any(word in cls.__name__ for cls in type(exc).__mro__ for word in words)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait (``Retry-After``: seconds or an HTTP date)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _backoff(attempt: int) -> float:
+    return min(2.0**attempt, 30.0)
+
+
+async def _with_retries(call: Callable[[], Awaitable[Any]], key: str) -> Any:
+    """``call()``, retried on transient failures within the retry budget."""
+    waited = 0.0
+    for attempt in range(MODEL_RETRIES + 1):
+        try:
+            return await call()
+        except Exception as exc:
+            status = _status(exc)
+            if not _transient(exc):
+                if status in (400, 404, 413, 422):
+                    raise ModelRejected(
+                        f"{key}: the model server refused the request (HTTP {status}): {_first_line(exc)}"
+                    ) from exc
+                raise
+            wait = _retry_after(exc)
+            wait = _backoff(attempt) if wait is None else wait
+            what = f"HTTP {status}" if status else type(exc).__name__
+            if attempt == MODEL_RETRIES or waited + wait > MAX_RETRY_WAIT:
+                raise ModelUnavailable(
+                    f"{key}: the model server kept failing ({what}: {_first_line(exc)}) after "
+                    f"{attempt + 1} attempt(s) and {waited:.0f}s of waiting; the run stopped at its last checkpoint"
+                ) from exc
+            waited += wait
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 # --- asking ----------------------------------------------------------------------
-class MalformedOutput(Exception):
-    """The model's structured reply did not validate, even after a retry."""
-
-
 def call_config(key: str) -> dict[str, Any]:
     step = key.split(":", 1)[0]
     return {"run_name": f"devlooper.{step}", "tags": ["devlooper", step], "metadata": {CALL_KEY: key}}
@@ -226,32 +196,84 @@ def usage_of(message: BaseMessage | None) -> dict[str, int]:
     return {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0), "calls": 1}
 
 
+def _add(total: dict[str, int], used: dict[str, int], key: str) -> None:
+    """Add one call's usage to ``total``: the run's totals and its step's (``diagnose.input_tokens``)."""
+    step = key.split(":", 1)[0]
+    for name, value in used.items():
+        total[name] = total.get(name, 0) + value
+        total[f"{step}.{name}"] = total.get(f"{step}.{name}", 0) + value
+
+
 async def ask_text(
     model: BaseChatModel, messages: list[BaseMessage], *, key: str, recorder: Recorder | None = None
 ) -> tuple[str, dict[str, int]]:
-    reply = await model.ainvoke(messages, config=call_config(key))
-    text = reply.text if isinstance(reply.text, str) else reply.text()
+    reply = await _with_retries(lambda: model.ainvoke(messages, config=call_config(key)), key)
+    text = _text(reply)
     usage = usage_of(reply)
     if recorder:  # the file is rewritten in a thread: a server's event loop must not block
         await asyncio.to_thread(recorder.add, key, text, usage)
-    return text, usage
+    total: dict[str, int] = {}
+    _add(total, usage, key)
+    return text, total
 
 
-def _said(raw: BaseMessage | None, parsed: BaseModel | None) -> str | dict:
-    """A structured attempt as a cassette keeps it: the validated object, else the
-    arguments the model gave (a dict, or the text of arguments that were not JSON),
-    else its words. Replayed, each is as valid or invalid as it was."""
-    if parsed is not None:
-        return parsed.model_dump(mode="json")
+def _said(raw: BaseMessage | None, parsed: Any) -> str | dict:
+    """A structured attempt as a cassette keeps it: the arguments the model gave (a
+    dict, valid or not, or the text of arguments that were not JSON), else its words.
+    Replayed, each is as valid or invalid as it was."""
+    if isinstance(parsed, dict):
+        return parsed
     calls = getattr(raw, "tool_calls", None) or []
     if calls:
         return calls[0]["args"]
     invalid = getattr(raw, "invalid_tool_calls", None) or []
     if invalid:
         return str(invalid[0].get("args") or "")
-    if raw is None:
-        return ""
-    return raw.text if isinstance(raw.text, str) else raw.text()
+    return "" if raw is None else _text(raw)
+
+
+def _structured(model: BaseChatModel, schema: type[BaseModel], mode: str) -> Any:
+    """The model bound to answer ``schema`` in ``mode``, parsed to a dict (validated by the caller:
+    a pydantic schema handed to the client would make some clients raise on a bad reply)."""
+    if mode not in STRUCTURED_MODES:
+        raise ConfigError(f"structured output mode {mode!r} is not one of {', '.join(STRUCTURED_MODES)}")
+    json_schema = schema.model_json_schema()
+    try:
+        return model.with_structured_output(json_schema, method=mode, include_raw=True)
+    except (TypeError, ValueError, NotImplementedError):
+        # A chat model (often a user's own) that knows one way only: tool calling.
+        return model.with_structured_output(json_schema, include_raw=True)
+
+
+def _text(message: BaseMessage) -> str:
+    return message.text if isinstance(message.text, str) else message.text()
+
+
+def _strict_json(text: str) -> tuple[dict | None, str | None]:
+    """The JSON object a reply holds (a Markdown fence around it is allowed), or why not."""
+    body = text.strip()
+    fenced = re.fullmatch(r"```[\w-]*\s*\n(.*?)\n?```", body, flags=re.S)
+    body = fenced.group(1) if fenced else body
+    if not body:
+        return None, None
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return None, str(exc)
+    return (value, None) if isinstance(value, dict) else (None, f"a JSON {type(value).__name__}, not an object")
+
+
+def _schema_note(schema: type[BaseModel]) -> HumanMessage:
+    return HumanMessage(
+        "Reply with one JSON object, and nothing else, that validates against this JSON schema:\n"
+        + json.dumps(schema.model_json_schema())
+    )
+
+
+def _validation_error(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors(include_url=False)
+    )[:2000]
 
 
 async def ask_structured(
@@ -261,27 +283,44 @@ async def ask_structured(
     *,
     key: str,
     recorder: Recorder | None = None,
-    retries: int = 1,
+    retries: int = STRUCTURED_RETRIES,
+    mode: str = "json_schema",
 ) -> tuple[T, dict[str, int]]:
-    """Ask for ``schema``; on a reply that does not validate, show the error and ask again."""
-    runnable = model.with_structured_output(schema, include_raw=True)
-    total = {"input_tokens": 0, "output_tokens": 0, "calls": 0}
+    """Ask for ``schema``; on a reply that does not validate, show the error and ask again.
+
+    After ``retries`` failed retries: :class:`MalformedOutput`, carrying the usage."""
+    runnable = _structured(model, schema, mode)
+    if mode == "json_mode":  # the server is told "JSON" only: the schema goes in the prompt
+        messages = [*messages, _schema_note(schema)]
+    total: dict[str, int] = {}
     attempt_key = key
+    error = ""
     for attempt in range(retries + 1):
-        out = await runnable.ainvoke(messages, config=call_config(attempt_key))
-        raw, parsed = out.get("raw"), out.get("parsed")
-        for name, value in usage_of(raw).items():
-            total[name] += value
+        config = call_config(attempt_key)
+        out = await _with_retries(lambda: runnable.ainvoke(messages, config=config), attempt_key)
+        raw, parsed, problem = out.get("raw"), out.get("parsed"), out.get("parsing_error")
+        if mode != "function_calling" and raw is not None and not getattr(raw, "tool_calls", None):
+            parsed, problem = _strict_json(_text(raw))  # the client's parser repairs broken JSON into {}
+        _add(total, usage_of(raw), key)
+        value = None
+        if isinstance(parsed, dict):
+            try:
+                value = schema.model_validate(parsed)
+            except ValidationError as exc:
+                error = f"the JSON did not validate against the schema: {_validation_error(exc)}"
+        elif parsed is not None:  # a client that validated already
+            value = parsed
+        else:
+            error = f"the reply was not valid JSON: {_first_line(problem)}" if problem else (
+                "there was no structured reply (the tool was not called, or the content was empty)"
+            )
         if recorder:
             # Every attempt, valid or not, under the key replay asks for it by: a replay
             # takes the same turns (retry, give up) as the recorded session did.
-            await asyncio.to_thread(recorder.add, attempt_key, _said(raw, parsed), usage_of(raw))
-        if parsed is not None:
-            return parsed, total
-        error = out.get("parsing_error") or "there was no structured reply (the tool was not called)"
-        messages = [
-            *messages,
-            HumanMessage(f"Your reply did not match the required schema:\n{error}\nReply again, fixing that."),
-        ]
+            said = value.model_dump(mode="json") if value is not None else _said(raw, parsed)
+            await asyncio.to_thread(recorder.add, attempt_key, said, usage_of(raw))
+        if value is not None:
+            return value, total
+        messages = [*messages, HumanMessage(f"Your reply did not match the required schema: {error}\nReply again, fixing that.")]
         attempt_key = f"{key}#retry{attempt + 1}"
-    raise MalformedOutput(f"{key}: the model's reply did not validate: {error}")
+    raise MalformedOutput(f"{key}: the model's reply did not validate after {retries + 1} attempts: {error}", total)

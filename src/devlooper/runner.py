@@ -35,6 +35,7 @@ from .graph import builder
 from .models import continue_recording
 from .sandboxes.pool import claim, release_claimed
 from .server_root import local_caller
+from .usage import budget_exceeded
 
 CONTEXT_KEY = "devlooper_context"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -255,6 +256,9 @@ async def resume(
             ctx = prepare(ctx)
         if ctx.record:
             await asyncio.to_thread(continue_recording, ctx.record, ctx.model)
+        if not snapshot.next and snapshot.values.get("status") == "budget" and checkpoint_id is None:
+            checkpoint_id = await _before_budget_stop(graph, thread_id, ctx, snapshot)
+            snapshot = await checkpoint_of(graph, thread_id, checkpoint_id)
         if not snapshot.next:
             return {**snapshot.values, "thread_id": thread_id, "already_finished": True}
         # Only a fork names its checkpoint: naming the latest one would add a fork
@@ -262,6 +266,18 @@ async def resume(
         config = _config(thread_id, ctx, checkpoint_id, callbacks)
         with local_caller():
             return await _drive(graph, None, config, ctx, on_update, ask)
+
+
+async def _before_budget_stop(graph: CompiledStateGraph, thread_id: str, ctx: Context, final: StateSnapshot) -> str:
+    """A run that stopped for its budget goes on with a bigger one from the checkpoint
+    before its last test run: that run is repeated and routed again, with the budget given now."""
+    usage = final.values.get("usage", {})
+    if why := budget_exceeded(usage, ctx):
+        raise ConfigError(f"thread {thread_id} {why}: resume it with a bigger --max-tokens or --max-cost")
+    async for snap in graph.aget_state_history({"configurable": {"thread_id": thread_id}}):
+        if snap.next == ("test",):
+            return snap.config["configurable"]["checkpoint_id"]
+    raise ConfigError(f"thread {thread_id} has no checkpoint before a test run to continue from")
 
 
 async def checkpoint_of(graph: CompiledStateGraph, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:

@@ -87,18 +87,41 @@ class ProjectPlan(BaseModel):
         return list(seen.values())
 
 
-ActionKind = Literal["fix_file", "delete_file", "install", "command"]
+ActionKind = Literal["fix_file", "delete_file", "install", "command", "read_docs"]
+# A symbol of a package: a module path, a function, a type (numpy.linalg.norm, useState, Vec::push).
+SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*$")
 
 
 class Action(BaseModel):
     kind: ActionKind = Field(
         description="fix_file: rewrite or create a file; delete_file: remove a file; "
-        "install: add packages to the environment; command: run a shell command in the environment."
+        "install: add packages to the environment; command: run a shell command in the environment; "
+        "read_docs: read an installed package's documentation (its API, in the installed version)."
     )
     path: ProjectPath | None = Field(default=None, description="For fix_file and delete_file: the file's path.")
     instructions: str = Field(default="", description="For fix_file: exactly what to change and why.")
     packages: list[str] = Field(default_factory=list, description="For install: package names or specs.")
     command: str | None = Field(default=None, description="For command: the shell command to run.")
+    package: str | None = Field(default=None, description="For read_docs: the installed package to read about.")
+    symbol: str | None = Field(
+        default=None, description="For read_docs, optional: a module, function or type of the package."
+    )
+
+    @field_validator("package")
+    @classmethod
+    def _one_package(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not PACKAGE_NAME.match(v.strip()) or ".." in v:
+            raise ValueError(f"not a package name: {v!r}: {INSTALL_HELP}")
+        return v.strip()
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str | None) -> str | None:
+        if v and not SYMBOL.match(v.strip()):
+            raise ValueError(f"not a symbol name: {v!r}")
+        return v.strip() if v else None
 
     @field_validator("packages")
     @classmethod
@@ -107,16 +130,23 @@ class Action(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> Action:
-        need = {"fix_file": "path", "delete_file": "path", "install": "packages", "command": "command"}[self.kind]
+        need = {"fix_file": "path", "delete_file": "path", "install": "packages", "command": "command",
+                "read_docs": "package"}[self.kind]
         if not getattr(self, need):
             raise ValueError(f"a {self.kind} action needs {need}")
         return self
+
+    def target(self) -> str:
+        """What a read_docs action reads: ``package`` or ``package:symbol``."""
+        return f"{self.package}:{self.symbol}" if self.symbol else str(self.package)
 
     def describe(self) -> str:
         if self.kind == "install":
             return f"install {' '.join(self.packages)}"
         if self.kind == "command":
             return f"run `{self.command}`"
+        if self.kind == "read_docs":
+            return f"read the docs of {self.target()}"
         return f"{'fix' if self.kind == 'fix_file' else 'delete'} {self.path}"
 
 

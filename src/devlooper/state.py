@@ -21,7 +21,7 @@ from . import budgets
 from .bounded import clip
 from .layers import Layer
 
-Status = Literal["running", "passed", "gave_up", "stuck", "error"]
+Status = Literal["running", "passed", "gave_up", "stuck", "budget", "error"]
 
 
 def merge_files(current: dict[str, str] | None, update: dict[str, str | None] | None) -> dict[str, str]:

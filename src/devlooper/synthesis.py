@@ -99,13 +99,16 @@ async def synthesize(
     attempts: int = 3,
     recorder: Recorder | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
+    structured_output: str = "json_schema",
 ) -> Synthesis:
     """Draft, check and repair a template, at most ``attempts`` drafts."""
     result = Synthesis(template=None)
     messages = prompts.template_draft(description)
     for number in range(1, attempts + 1):
         key = "template_draft" if number == 1 else f"template_repair:{number}"
-        draft, _ = await ask_structured(model, messages, TemplateDraft, key=key, recorder=recorder)
+        draft, _ = await ask_structured(
+            model, messages, TemplateDraft, key=key, recorder=recorder, mode=structured_output
+        )
         template, problem = await check_draft(draft, backend)
         attempt = Attempt(number, draft, problem)
         result.attempts.append(attempt)

@@ -37,7 +37,7 @@ def outcome(state: dict) -> dict:
 async def test_a_recorded_session_with_retries_and_a_plan_that_never_validated_replays_the_same(tmp_path: Path):
     script = replies(BAD, **{
         "diagnose:*": "add subtracts",
-        "plan:1*": ESCAPE,  # both attempts invalid: no plan at iteration 1
+        "plan:1*": ESCAPE,  # all three attempts invalid: no plan at iteration 1
         "plan:2": "I would fix adder.py so that it adds.",  # words, not the structured reply
         "plan:2#retry1": FIX,
         "fix_file:2:adder.py": GOOD,
@@ -47,7 +47,7 @@ async def test_a_recorded_session_with_retries_and_a_plan_that_never_validated_r
     assert recorded["status"] == "passed" and recorded["iteration"] == 3
     assert [(r["iteration"], r["ok"]) for r in recorded["action_results"] if r["kind"] == "plan"] == [(1, False)]
     keys = [c["key"] for c in json.loads(cassette.read_text())["calls"]]
-    assert [k for k in keys if k.startswith("plan:")] == ["plan:1", "plan:1#retry1", "plan:2", "plan:2#retry1"]
+    assert [k for k in keys if k.startswith("plan:")] == ["plan:1", "plan:1#retry1", "plan:1#retry2", "plan:2", "plan:2#retry1"]
 
     replayed = await run(Context(model=f"replay:{cassette}"))
     assert outcome(replayed) == outcome(recorded)

@@ -7,7 +7,8 @@ import random
 
 from devlooper import budgets, prompts
 from devlooper.loops import best_of, restore_best, track_best
-from devlooper.memory import content_hash, make_edit, render_history
+from devlooper.memory import content_hash, make_edit
+from devlooper.prompts.history import render_history
 from devlooper.schemas import Action
 from devlooper.state import add_runs, merge_files
 from devlooper.templates import get_template
@@ -103,7 +104,7 @@ def state_with(files: dict[str, str], output: str = "FAILED test_x\n") -> dict:
     }
 
 
-def test_every_prompt_fits_the_character_cap_with_the_head_and_tail_of_a_huge_file():
+def test_every_prompt_fits_the_token_budget_with_a_huge_file():
     huge = "HEAD = 1\n" + "x = 0\n" * 100_000 + "TAIL = 2\n"
     state = state_with({"big.py": huge, "adder.py": "def add(a, b):\n    return a - b\n"}, "E" * 200_000)
     built = {
@@ -113,9 +114,10 @@ def test_every_prompt_fits_the_character_cap_with_the_head_and_tail_of_a_huge_fi
         "template_repair": prompts.template_repair("a go template", "d" * 500_000, "p", 2, 3),
     }
     for name, messages in built.items():
-        assert sum(len(m.content) for m in messages) <= budgets.MAX_PROMPT_CHARS, name
+        assert prompts.size_of(messages) <= budgets.MAX_PROMPT_TOKENS, name
     fix_text = built["fix_file"][-1].content
-    assert "HEAD = 1" in fix_text and "TAIL = 2" in fix_text and "characters dropped" in fix_text
+    # Too large to show whole: its relevant chunks, answered with a search/replace patch.
+    assert "too many to show whole" in fix_text and "<<<<<<< SEARCH" in fix_text
     assert "fix it" in fix_text and "it is broken" in fix_text  # the small parts are whole
 
 
@@ -134,7 +136,7 @@ def test_a_clipped_diff_keeps_its_exact_line_counts():
 
 
 def test_older_edits_keep_an_excerpt_the_loop_warning_reads_the_same():
-    from devlooper.memory import EDIT_EXCERPT
+    from devlooper.prompts.history import EDIT_EXCERPT
     from devlooper.state import add_edits
 
     before = "".join(f"line {i}\n" for i in range(2_000))

@@ -83,6 +83,31 @@ def test_loop_flags_fall_back_to_the_environment(monkeypatch, tmp_path):
     assert (ctx.interactive, ctx.keep_best, ctx.loop_window) == (False, True, 3)
 
 
+def test_model_budget_flags_reach_the_context_and_the_environment_fills_the_rest(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("DEVLOOPER_MAX_TOKENS", "5000")
+    args = cli._parser().parse_args(
+        ["run", "x", "--structured-output", "json_mode", "--max-prompt-tokens", "8000", "--max-cost", "2.5",
+         "--output", str(tmp_path / "o")]
+    )
+    ctx = cli._context(args)
+    assert (ctx.structured_output, ctx.max_prompt_tokens, ctx.max_cost, ctx.max_tokens) == ("json_mode", 8000, 2.5, 5000)
+
+
+def test_a_cost_budget_needs_the_models_price(capsys, monkeypatch, tmp_path):
+    code, text = run_cli(
+        capsys, "run", "x", "--model", "openai:llama3", "--base-url", "http://127.0.0.1:9/v1", "--max-cost", "1",
+        "--output", str(tmp_path / "o"),
+    )
+    assert code == 2 and "--prices" in text and "openai:llama3" in text
+
+
+def test_a_tiny_prompt_budget_is_refused(capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code, text = run_cli(capsys, "run", "x", "--max-prompt-tokens", "10")
+    assert code == 2 and "--max-prompt-tokens" in text
+
+
 # --- an explicit choice wins over DEVLOOPER_*, on run and on resume ----------------
 # The cassette answers nothing, so a run stops at its first model call (exit 2, a
 # cassette error) after the runner has recorded the settings it used in the checkpoint.

@@ -2,7 +2,8 @@
 
 from devlooper import prompts
 from devlooper.loops import detect
-from devlooper.memory import make_edit, render_history, render_loop_warning, render_notes
+from devlooper.memory import make_edit
+from devlooper.prompts.history import render_history, render_loop_warning, render_notes
 from devlooper.templates import get_template
 
 A, B = "def add(a, b):\n    return a - b\n", "def add(a, b):\n    return a * b\n"

@@ -50,7 +50,8 @@ async def test_structured_replies_validate_into_the_schema():
     model = ReplayChatModel(entries=[{"key": "plan:1", "reply": GOOD_PLAN, "usage": {"input_tokens": 9, "output_tokens": 4}}])
     plan, usage = await ask_structured(model, [HumanMessage("plan")], DebugPlan, key="plan:1")
     assert isinstance(plan, DebugPlan) and plan.actions[0].path == "a.py"
-    assert usage == {"input_tokens": 9, "output_tokens": 4, "calls": 1}
+    assert {k: usage[k] for k in ("input_tokens", "output_tokens", "calls")} == {"input_tokens": 9, "output_tokens": 4, "calls": 1}
+    assert usage["plan.input_tokens"] == 9  # and per step
 
 
 async def test_a_malformed_reply_is_retried_with_the_error_shown():
@@ -123,7 +124,7 @@ async def test_a_session_whose_replies_never_validated_replays_to_the_same_failu
     recorded, replayed, keys = await _record_then_replay(tmp_path, {"plan:1*": BAD_PLAN})
     assert recorded[0] is MalformedOutput and "escapes the workspace" in recorded[1]
     assert replayed == recorded
-    assert keys == ["plan:1", "plan:1#retry1"]
+    assert keys == ["plan:1", "plan:1#retry1", "plan:1#retry2"]  # at most two retries
 
 
 def test_missing_openai_key_names_the_variable_and_the_alternatives():
@@ -155,3 +156,111 @@ def test_a_broken_cassette_is_a_config_error(tmp_path, content):
 def test_unit_tests_cannot_open_network_sockets():
     with pytest.raises(SocketBlockedError):
         socket.create_connection(("127.0.0.1", 9))
+
+
+# --- the retry layer ---------------------------------------------------------------
+class _Response:
+    def __init__(self, status: int, headers: dict[str, str]):
+        self.status_code, self.headers = status, headers
+
+
+class _HTTPError(Exception):
+    """Shaped like an SDK's status error: the response with its status and headers."""
+
+    def __init__(self, status: int, retry_after: str | None = "0"):
+        super().__init__(f"HTTP {status}")
+        self.response = _Response(status, {"retry-after": retry_after} if retry_after is not None else {})
+
+
+def _failing(errors: list[Exception], then: str = "fine"):
+    calls = []
+
+    def reply(messages):
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return then
+
+    return reply, calls
+
+
+async def test_transient_errors_are_retried_until_the_call_succeeds():
+    reply, calls = _failing([_HTTPError(429), _HTTPError(503), _HTTPError(502)])
+    model = ReplayChatModel.from_replies({"diagnose:1": reply})
+    text, _ = await ask_text(model, [HumanMessage("x")], key="diagnose:1")
+    assert text == "fine" and len(calls) == 4
+
+
+async def test_a_server_that_keeps_failing_is_a_clean_error_after_the_retry_budget():
+    from devlooper.budgets import MODEL_RETRIES
+    from devlooper.errors import DevlooperError
+    from devlooper.models import ModelUnavailable
+
+    reply, calls = _failing([_HTTPError(500) for _ in range(20)])
+    model = ReplayChatModel.from_replies({"diagnose:1": reply})
+    with pytest.raises(ModelUnavailable, match="HTTP 500") as err:
+        await ask_text(model, [HumanMessage("x")], key="diagnose:1")
+    assert isinstance(err.value, DevlooperError) and len(calls) == MODEL_RETRIES + 1
+
+
+async def test_a_wait_longer_than_the_budget_is_not_waited():
+    from devlooper.models import ModelUnavailable
+
+    reply, calls = _failing([_HTTPError(429, retry_after="3600")])
+    model = ReplayChatModel.from_replies({"diagnose:1": reply})
+    with pytest.raises(ModelUnavailable):
+        await ask_text(model, [HumanMessage("x")], key="diagnose:1")
+    assert len(calls) == 1
+
+
+async def test_a_refused_request_is_not_retried_and_says_so():
+    from devlooper.models import ModelRejected
+
+    reply, calls = _failing([_HTTPError(400)])
+    model = ReplayChatModel.from_replies({"plan:1": reply})
+    with pytest.raises(ModelRejected, match="refused the request"):
+        await ask_structured(model, [HumanMessage("x")], DebugPlan, key="plan:1")
+    assert len(calls) == 1
+
+
+def test_what_is_transient():
+    import httpx
+
+    from devlooper.models import _transient
+
+    assert all(_transient(e) for e in (_HTTPError(429), _HTTPError(503), ConnectionResetError(), TimeoutError(),
+                                       httpx.ConnectError("refused"), httpx.ReadTimeout("slow")))
+    assert not any(_transient(e) for e in (_HTTPError(400), _HTTPError(401), ValueError("bad")))
+
+
+def test_retry_after_is_read_in_seconds_or_as_a_date():
+    import email.utils
+    import time
+
+    from devlooper.models import _retry_after
+
+    assert _retry_after(_HTTPError(429, "7")) == 7.0
+    assert _retry_after(_HTTPError(429, None)) is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= _retry_after(_HTTPError(429, later)) <= 31
+
+
+async def test_structured_usage_counts_every_attempt_even_when_none_validates():
+    bad = {"summary": "nothing to do", "actions": []}
+    model = ReplayChatModel(entries=[{"key": "plan:1*", "reply": bad, "usage": {"input_tokens": 10, "output_tokens": 2}}])
+    with pytest.raises(MalformedOutput) as err:
+        await ask_structured(model, [HumanMessage("plan")], DebugPlan, key="plan:1")
+    assert err.value.usage["calls"] == 3 and err.value.usage["plan.input_tokens"] == 30
+
+
+def test_usage_summary_and_cost(tmp_path):
+    from devlooper.usage import cost_of, price_of, summary
+
+    usage = {"input_tokens": 1_000_000, "output_tokens": 100_000, "calls": 4, "plan.calls": 1, "plan.input_tokens": 10}
+    assert price_of("openai:gpt-4o-2024-08-06") == price_of("gpt-4o")  # a dated snapshot, its family's price
+    assert cost_of(usage, "openai:gpt-4o") == pytest.approx(2.5 + 1.0)
+    assert summary(usage, "openai:llama3")["cost_usd"] is None  # unknown price: no guess
+    table = tmp_path / "prices.json"
+    table.write_text(json.dumps({"llama3": {"input": 0, "output": 0}}))
+    shown = summary(usage, "openai:llama3", str(table))
+    assert shown["cost_usd"] == 0 and shown["total_tokens"] == 1_100_000 and shown["by_step"]["plan"]["calls"] == 1

@@ -16,10 +16,15 @@ def test_files_named_in_a_traceback_come_first():
     assert order.index("tests/test_core.py") < order.index("README.md")
 
 
-def test_relevant_files_respect_the_budget():
-    big = {"a.py": "x" * 900, "b.py": "y" * 900, "c.py": "z" * 50}
-    chosen = prompts.relevant_files(big, "a.py failed", budget=1000)
-    assert chosen == ["a.py", "c.py"]
+def test_small_projects_are_shown_whole_and_large_ones_as_the_relevant_chunks():
+    from devlooper.prompts.retrieval import relevant_code
+
+    small = relevant_code(FILES, "f", list(FILES), budget=1_000)
+    assert all(f"--- {p}\n{c}" in small for p, c in FILES.items())
+    funcs = {f"mod{i}.py": "".join(f"def fn_{i}_{j}(x):\n    return x + {j}\n\n\n" for j in range(40)) for i in range(5)}
+    shown = relevant_code(funcs, "AssertionError in fn_3_7", list(funcs), budget=3_000)
+    assert len(shown) <= 3_000 and "def fn_3_7(x)" in shown
+    assert "--- mod3.py (lines " in shown  # a chunk says where it is
 
 
 def _state(output: str) -> dict:

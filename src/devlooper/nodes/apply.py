@@ -20,6 +20,8 @@ from ..context import Context
 from ..loops import track_best
 from ..memory import make_edit
 from ..models import ask_text
+from ..docs import read_docs
+from ..patches import PatchError, apply_patch
 from ..plancheck import check_debug_plan, refusal, too_large
 from ..schemas import Action
 from ..state import ActionResult, Layer, State, merge_files
@@ -55,16 +57,28 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
         model, recorder = model_of(ctx)
         limit = asyncio.Semaphore(max(1, ctx.max_concurrency))
 
-        async def fix(action: Action) -> tuple[Action, str, dict, float]:
+        async def fix(action: Action) -> tuple[Action, str | None, str, dict, float]:
+            """The file's new content, or None and why the reply could not be used."""
             async with limit:
                 started = time.monotonic()
                 key = f"fix_file:{iteration}:{action.path}"
-                text, used = await ask_text(model, prompts.fix_file(state, template, action), key=key, recorder=recorder)
-                return action, prompts.strip_fences(text), used, time.monotonic() - started
+                messages = prompts.fix_file(state, template, action, ctx.max_prompt_tokens)
+                text, used = await ask_text(model, messages, key=key, recorder=recorder)
+                if not prompts.fix_as_patch(files, action.path, ctx.max_prompt_tokens):
+                    return action, prompts.strip_fences(text), "", used, time.monotonic() - started
+                # A file too large to show whole was answered with a search/replace patch.
+                try:
+                    patched = apply_patch(files[action.path], text)
+                except PatchError as exc:
+                    return action, None, f"the patch was not applied: {exc}", used, time.monotonic() - started
+                return action, patched, "", used, time.monotonic() - started
 
-        for action, content, used, seconds in await asyncio.gather(*(fix(a) for a in fixes)):
+        for action, content, problem, used, seconds in await asyncio.gather(*(fix(a) for a in fixes)):
             for name, value in used.items():
                 usage[name] = usage.get(name, 0) + value
+            if content is None:
+                results.append(refusal(iteration, "fix", action.path, problem))
+                continue
             if why := too_large(content):
                 results.append(refusal(iteration, "fix", action.path, why))
                 continue
@@ -87,10 +101,13 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             results.append(_file_result(iteration, "delete", action.path, "no such file", 0.0, ok=False))
 
     layers: list[Layer] = []
-    steps = [a for a in actions if a.kind in ("install", "command")]
+    steps = [a for a in actions if a.kind in ("install", "command", "read_docs")]
     if steps:
         box = await sandbox_of(state, ctx, files)
         for action in steps:
+            if action.kind == "read_docs":  # reads the environment, changes nothing
+                results.append(await read_docs(box, template, action, iteration))
+                continue
             if action.kind == "install":
                 layer = install_layer(action.packages, iteration)
             else:

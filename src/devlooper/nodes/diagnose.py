@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from .. import prompts
 from ..context import Context
 from ..loops import detect, events_at, regression
-from ..memory import render_notes
+from ..prompts.history import render_notes
 from ..models import ask_text
 from ..state import LoopEvent, State
 from .common import context_of, model_of, template_of, timed
@@ -21,7 +21,7 @@ async def diagnose(state: State, runtime: Runtime[Context]) -> dict:
     iteration = state["iteration"]
     detections = detect(state.get("fingerprints", []), ctx.loop_window)
     notes = render_notes(state, detections, regression(state))
-    messages = prompts.diagnose(state, template_of(state, ctx), ctx.output_limit, notes)
+    messages = prompts.diagnose(state, template_of(state, ctx), ctx.output_limit, notes, ctx.max_prompt_tokens)
     text, usage = await ask_text(model, messages, key=f"diagnose:{iteration}", recorder=recorder)
     update: dict = {"diagnosis": text.strip(), "usage": usage}
     if detections and not events_at(state, iteration):

@@ -13,6 +13,7 @@ from ..manifest import build_manifest
 from ..output import write_output
 from ..sandboxes.pool import release
 from ..state import State
+from ..usage import budget_exceeded, summary
 from .common import context_of, sandbox_of, sandbox_settings, template_of, timed
 
 
@@ -22,6 +23,8 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
         return "passed", f"tests pass after {state['iteration']} iteration(s)"
     if state.get("status") == "stuck":  # set by escalate, with the loop named in the reason
         return "stuck", state["reason"]
+    if state["iteration"] < ctx.max_iterations and (why := budget_exceeded(state.get("usage", {}), ctx)):
+        return "budget", f"stopped after {state['iteration']} iteration(s): {why}; resume with a bigger budget"
     return "gave_up", (
         f"tests still fail after {state['iteration']} iteration(s) "
         f"(--max-iterations {ctx.max_iterations}); last exit code {last['exit_code']}"
@@ -67,7 +70,7 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
             ],
             "best": {k: v for k, v in (state.get("best") or {}).items() if k not in ("files", "layers")} or None,
         },
-        "usage": state.get("usage", {}),
+        "usage": summary(state.get("usage", {}), ctx.model, ctx.prices),
         "timings": {node: round(seconds, 3) for node, seconds in state.get("timings", {}).items()},
         "files": sorted(state.get("files", {})),
     }

@@ -34,7 +34,8 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
     template = template_of(state, ctx)
     model, recorder = model_of(ctx)
     plan, usage = await ask_structured(
-        model, prompts.plan_project(state["prompt"], template), ProjectPlan, key="plan_project", recorder=recorder
+        model, prompts.plan_project(state["prompt"], template), ProjectPlan, key="plan_project", recorder=recorder,
+        mode=ctx.structured_output,
     )
     limit = asyncio.Semaphore(max(1, ctx.max_concurrency))
 

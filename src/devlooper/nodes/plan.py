@@ -7,7 +7,7 @@ from langgraph.runtime import Runtime
 from .. import prompts
 from ..context import Context
 from ..loops import detect, regression
-from ..memory import render_notes, render_result
+from ..prompts.history import render_notes, render_result
 from ..models import MalformedOutput, ask_structured
 from ..plancheck import cap_actions
 from ..schemas import DebugPlan
@@ -26,19 +26,20 @@ async def plan(state: State, runtime: Runtime[Context]) -> dict:
     )
     # The same loop memory diagnose saw: a regression, a loop warning, a human's guidance.
     memory = render_notes(state, detect(state.get("fingerprints", []), ctx.loop_window), regression(state))
-    messages = prompts.plan_fix(state, template_of(state, ctx), notes, memory)
+    messages = prompts.plan_fix(state, template_of(state, ctx), notes, memory, ctx.max_prompt_tokens)
     try:
         debug_plan, usage = await ask_structured(
-            model, messages, DebugPlan, key=f"plan:{iteration}", recorder=recorder
+            model, messages, DebugPlan, key=f"plan:{iteration}", recorder=recorder, mode=ctx.structured_output
         )
     except MalformedOutput as exc:
-        # Nothing is applied; the error is fed back to the next diagnosis.
+        # A failed plan, not a failed run: nothing is applied, the error is fed back to the
+        # next diagnosis, and the loop goes on (or stops) by its own rules.
         failure = ActionResult(
             iteration=iteration, kind="plan", target="debug plan", ok=False, exit_code=None,
             output=str(exc)[-2000:], duration=0.0,
         )
         empty = {"iteration": iteration, "summary": "the model's plan did not validate", "actions": []}
-        return {"plans": [empty], "action_results": [failure]}
+        return {"plans": [empty], "action_results": [failure], "usage": exc.usage}
     # Only what may run is stored (every checkpoint holds every plan); the rest is
     # refused here, in one result the next diagnosis sees.
     capped = cap_actions(debug_plan.actions, iteration)

@@ -1,10 +1,13 @@
-"""Prompt building: one template file per step, filled from the state.
+"""Prompt building: everything the model sees is built here, one template file per step.
 
-Everything that reaches the model is bounded: test output keeps its head and
-tail, file contents are chosen by relevance within a character budget, and
-the history of earlier iterations is compact and newest first. Every prompt as
-a whole is held to ``MAX_PROMPT_CHARS`` (``within_budget``): over it, its
-largest parts (a huge file, a long output) are clipped until it fits.
+Everything that reaches the model is bounded: parsed failures first, test
+output with its head and tail, the code most relevant to the failure (whole
+files when they fit, else chunks chosen by BM25: ``retrieval``), a file to fix
+shown whole only when it fits (else its relevant chunks, answered with a
+search/replace patch), and a compact history, newest first (``history``).
+Every prompt as a whole is held to a token budget (``within_budget``,
+``Context.max_prompt_tokens``): over it, its largest parts are clipped until it
+fits. Nothing grows with the number of iterations or the size of one file.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from importlib import resources
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from ..bounded import clip
-from ..budgets import MAX_PROMPT_CHARS
-from ..memory import render_history
+from ..budgets import CHARS_PER_TOKEN, CODE_SHARE, FIX_FILE_SHARE, MAX_PROMPT_TOKENS
+from .history import render_history
+from .retrieval import chunks, failure_query, pick, rank, relevant_code
+from .tokens import count_tokens
 from ..schemas import Action, ProjectPlan
 from ..state import State, TestRun
 from ..templates.base import EnvTemplate
 
-FILE_BUDGET = 24_000  # characters of file contents shown to diagnose
 FIX_OUTPUT_BUDGET = 6_000  # characters of test output shown with one file fix
 
 
@@ -35,17 +39,24 @@ def _text(name: str) -> str:
 MARKER = 64  # room for the note ``clip`` leaves where it dropped characters
 
 
+def size_of(messages: list[BaseMessage]) -> int:
+    """A prompt's size in tokens (``tokens.count_tokens``)."""
+    return sum(count_tokens(m.content) for m in messages)
+
+
 def within_budget(
-    build: Callable[[dict[str, object]], list[BaseMessage]], values: dict[str, object], budget: int = MAX_PROMPT_CHARS
+    build: Callable[[dict[str, object]], list[BaseMessage]], values: dict[str, object], budget: int = MAX_PROMPT_TOKENS
 ) -> list[BaseMessage]:
     """``build(values)``, with the largest text values clipped (head and tail kept)
-    until all the messages together hold at most ``budget`` characters."""
+    until all the messages together hold at most ``budget`` tokens."""
     messages = build(values)
-    for _ in range(len(values)):
-        over = sum(len(m.content) for m in messages) - budget
+    for _ in range(2 * len(values) + 2):
+        used = size_of(messages)
         texts = [k for k, v in values.items() if isinstance(v, str)]
-        if over <= 0 or not texts:
+        if used <= budget or not texts:
             break
+        chars = sum(len(m.content) for m in messages)
+        over = int((used - budget) * chars / used) + 1  # the excess in characters, at this prompt's ratio
         name = max(texts, key=lambda k: len(values[k]))
         size = len(values[name])
         if size <= MARKER:
@@ -55,7 +66,12 @@ def within_budget(
     return messages
 
 
-def _messages(template: EnvTemplate, name: str, **values: object) -> list[BaseMessage]:
+def code_budget(budget: int, share: float) -> int:
+    """Characters of code a prompt of ``budget`` tokens may give a part of it."""
+    return int(budget * share * CHARS_PER_TOKEN)
+
+
+def _messages(template: EnvTemplate, name: str, budget: int = MAX_PROMPT_TOKENS, **values: object) -> list[BaseMessage]:
     system = {
         "template_name": template.name,
         "template_description": template.description,
@@ -69,35 +85,23 @@ def _messages(template: EnvTemplate, name: str, **values: object) -> list[BaseMe
             HumanMessage(_text(name).format(**{k: v[k] for k in values})),
         ]
 
-    return within_budget(build, {**system, **values})
+    return within_budget(build, {**system, **values}, budget)
 
 
 def tree(files: dict[str, str]) -> str:
     return "\n".join(f"- {p} ({len(c.splitlines())} lines)" for p, c in sorted(files.items())) or "(no files)"
 
 
-def relevant_files(files: dict[str, str], output: str, budget: int = FILE_BUDGET) -> list[str]:
+def relevant_files(files: dict[str, str], output: str) -> list[str]:
     """Paths ordered by relevance to a failure: named in the output (last mention
-    first, as tracebacks end at the fault), then tests, then the rest; cut to budget."""
+    first, as tracebacks end at the fault), then tests, then the rest."""
     mentioned = sorted(
         (p for p in files if re.search(rf"(?<![\w.]){re.escape(p)}\b", output)),
         key=lambda p: -output.rfind(p),
     )
     rest = sorted(p for p in files if p not in mentioned)
     tests = [p for p in rest if "test" in p.rsplit("/", 1)[-1]]
-    ordered = mentioned + tests + [p for p in rest if p not in tests]
-    chosen, used = [], 0
-    for path in ordered:
-        size = len(files[path])
-        if used + size > budget and chosen:
-            continue
-        chosen.append(path)
-        used += size
-    return chosen
-
-
-def _show(files: dict[str, str], paths: list[str]) -> str:
-    return "\n\n".join(f"--- {p}\n{files[p]}" for p in paths) or "(none)"
+    return mentioned + tests + [p for p in rest if p not in tests]
 
 
 FAILURES_BUDGET = 6_000  # characters of per-failure excerpts shown to diagnose and plan
@@ -120,6 +124,15 @@ def _failures(run: TestRun) -> str:
     return f"Failing tests ({run['failed']} failed, {run['passed']} passed):\n" + "\n".join(lines) + "\n"
 
 
+def docs_read(state: State, iteration: int) -> str:
+    """The documentation the plan of ``iteration`` read, for the next prompts."""
+    read = [r for r in state.get("action_results", []) if r["iteration"] == iteration and r["kind"] == "read_docs"]
+    if not read:
+        return ""
+    parts = [f"--- docs of {r['target']}{'' if r['ok'] else ' (failed)'}\n{r['output']}" for r in read]
+    return "Documentation you asked for (as installed):\n" + "\n\n".join(parts) + "\n"
+
+
 def plan_project(prompt: str, template: EnvTemplate) -> list[BaseMessage]:
     setup = ", ".join(sorted(template.setup_files)) or "none"
     return _messages(template, "plan_project", prompt=prompt, setup_files=setup)
@@ -132,55 +145,90 @@ def generate_file(prompt: str, template: EnvTemplate, plan: ProjectPlan, path: s
     )
 
 
-def diagnose(state: State, template: EnvTemplate, output_limit: int, notes: str = "") -> list[BaseMessage]:
+def diagnose(
+    state: State, template: EnvTemplate, output_limit: int, notes: str = "", budget: int = MAX_PROMPT_TOKENS
+) -> list[BaseMessage]:
     """``notes``: what loop memory adds (a regression, a loop warning, a human's guidance)."""
     run = state["test_runs"][-1]
     files = state.get("files", {})
     output, dropped = clip(run["output"], output_limit)
     dropped += run.get("dropped", 0)
     counts = f", {run['passed']} passed, {run['failed']} failed" if run["passed"] or run["failed"] else ""
+    code = relevant_code(
+        files, failure_query(run), relevant_files(files, run["output"]), code_budget(budget, CODE_SHARE)
+    )
     return _messages(
         template,
         "diagnose",
+        budget,
         prompt=state["prompt"],
         iteration=run["iteration"],
         exit_code=run["exit_code"],
         counts=counts,
         tree=tree(files),
-        relevant_files=_show(files, relevant_files(files, run["output"])),
+        relevant_files=code,
         output=output,
         dropped_note=f"{dropped} characters dropped from the middle" if dropped else "complete",
         failures=_failures(run),
+        docs=docs_read(state, run["iteration"] - 1),
         history=render_history(state),
         notes=notes,
     )
 
 
-def plan_fix(state: State, template: EnvTemplate, action_notes: str, notes: str = "") -> list[BaseMessage]:
+def plan_fix(
+    state: State, template: EnvTemplate, action_notes: str, notes: str = "", budget: int = MAX_PROMPT_TOKENS
+) -> list[BaseMessage]:
     return _messages(
         template,
         "plan_fix",
+        budget,
         prompt=state["prompt"],
         tree=tree(state.get("files", {})),
         diagnosis=state["diagnosis"],
         failures=_failures(state["test_runs"][-1]) if state.get("test_runs") else "",
         action_notes=action_notes or "(none)",
+        docs=docs_read(state, state.get("iteration", 0) - 1),
         install_hint=template.install_command.format(packages="..."),
         history=render_history(state),
         notes=notes,
     )
 
 
-def fix_file(state: State, template: EnvTemplate, action: Action) -> list[BaseMessage]:
+def fix_as_patch(files: dict[str, str], path: str, budget: int = MAX_PROMPT_TOKENS) -> bool:
+    """Whether the file to fix is too large to be shown whole: then the model sees
+    its relevant chunks and answers with a search/replace patch (``patches``)."""
+    return len(files.get(path) or "") > code_budget(budget, FIX_FILE_SHARE)
+
+
+def fix_file(state: State, template: EnvTemplate, action: Action, budget: int = MAX_PROMPT_TOKENS) -> list[BaseMessage]:
     files = state.get("files", {})
     path = action.path
-    current = (
-        f"Current content of `{path}`:\n```\n{files[path]}\n```\n" if path in files else f"`{path}` does not exist yet.\n"
-    )
-    output, _ = clip(state["test_runs"][-1]["output"], FIX_OUTPUT_BUDGET)
+    run = state["test_runs"][-1]
+    if fix_as_patch(files, path, budget):
+        query = f"{action.instructions}\n{state['diagnosis']}\n{failure_query(run)}"
+        shown = pick(rank(chunks(path, files[path]), query), code_budget(budget, FIX_FILE_SHARE))
+        lines = files[path].count("\n") + 1
+        current = (
+            f"`{path}` has {lines} lines, too many to show whole; its parts most relevant to the failure:\n"
+            + "\n\n".join(c.render() for c in shown)
+        )
+        reply = (
+            "Reply with the changes as search/replace blocks only, no explanations:\n"
+            "<<<<<<< SEARCH\n(lines copied exactly from the file, without the --- headers)\n=======\n"
+            "(the lines that replace them)\n>>>>>>> REPLACE\n"
+            "Each SEARCH part must occur exactly once in the file: include enough lines to make it unique."
+        )
+    else:
+        current = (
+            f"Current content of `{path}`:\n```\n{files[path]}\n```\n" if path in files else f"`{path}` does not exist yet.\n"
+        )
+        reply = f"Reply with the complete new content of `{path}` only: no explanations, no Markdown fences."
+    output, _ = clip(run["output"], FIX_OUTPUT_BUDGET)
     return _messages(
         template,
         "fix_file",
+        budget,
         prompt=state["prompt"],
         tree=tree(files),
         diagnosis=state["diagnosis"],
@@ -188,6 +236,7 @@ def fix_file(state: State, template: EnvTemplate, action: Action) -> list[BaseMe
         instructions=action.instructions or "(see the diagnosis)",
         output=output,
         current=current,
+        reply=reply,
     )
 
 

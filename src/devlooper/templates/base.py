@@ -55,6 +55,11 @@ class EnvTemplate(BaseModel):
         default=None, description="Workspace path the test command writes its results to (junit, jest)."
     )
     manifest: str = Field(description="File that lists the project's packages (requirements.txt, package.json).")
+    docs_command: str | None = Field(
+        default=None,
+        description="Prints an installed package's documentation, in the installed version, for a read_docs "
+        "action: {package} and {symbol} are replaced by them, shell-quoted ({symbol} may be empty).",
+    )
     ignore: list[str] = Field(
         default_factory=list,
         description="Build outputs and caches the tools write into the workspace (target, __pycache__): "

@@ -29,7 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 from platformdirs import user_data_dir
 
-from .context import Context
+from .context import Context, settings_of
 from .errors import ConfigError
 from .graph import builder
 from .models import continue_recording
@@ -38,8 +38,6 @@ from .server_root import local_caller
 
 CONTEXT_KEY = "devlooper_context"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-# Settings that are objects, not data: they cannot be recorded, a resume passes them again.
-UNRECORDED = frozenset({"chat_model"})
 
 Update = Callable[[str, dict[str, Any]], None]
 Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
@@ -97,16 +95,7 @@ def compile_graph(saver: BaseCheckpointSaver) -> CompiledStateGraph:
 # --- the run's settings, kept with its checkpoints ---------------------------------
 def record_context(ctx: Context) -> str:
     """The context as JSON for checkpoint metadata (which keeps only scalars)."""
-    # Not dataclasses.asdict: it deep-copies every field, and a chat model object cannot be.
-    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name not in UNRECORDED}
-    if ctx.chat_model is not None:
-        # The run did not use `model`: a resume must be given the model again, not the default.
-        data["model"] = None
-        data["chat_model_class"] = type(ctx.chat_model).__name__
-    if data.get("output_dir"):
-        # A resume may run from another directory: keep where the output was meant to go.
-        data["output_dir"] = str(Path(data["output_dir"]).expanduser().resolve())
-    return json.dumps(data, sort_keys=True)
+    return json.dumps(settings_of(ctx), sort_keys=True)
 
 
 def recorded_context(snapshot: StateSnapshot, **overrides: Any) -> Context:

@@ -40,7 +40,8 @@ CONTEXT_KEY = "devlooper_context"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 Update = Callable[[str, dict[str, Any]], None]
-Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
+# The question an interrupt carries -> a person's answer, or None to leave the run paused.
+Ask = Callable[[dict[str, Any]], Any]
 
 
 def default_db() -> Path:
@@ -147,7 +148,10 @@ async def _drive(
 
     When the graph pauses with ``interrupt()`` (``Context.interactive``), ``ask``
     gets the question and its answer resumes the run with ``Command(resume=...)``;
-    without ``ask`` the run stays paused and the state carries ``interrupt``.
+    without ``ask``, or when it answers None, the run stays paused (checkpointed,
+    resumable) and the state carries ``interrupt``. ``ask`` is called in this
+    thread, with nothing of the run in flight: a terminal prompt there gets Ctrl-C
+    at once (a worker thread blocked in ``input()`` would keep the process alive).
     """
     question = None
     claimed = claim()  # this run's sandboxes, not those of concurrent runs in the process
@@ -162,8 +166,10 @@ async def _drive(
                         on_update(node, update)
             if question is None or ask is None:
                 break
-            # input() blocks: keep the event loop (and its sandboxes) free meanwhile.
-            payload = Command(resume=await asyncio.to_thread(ask, question))
+            answer = ask(question)
+            if answer is None:
+                break
+            payload = Command(resume=answer)
             # The answer goes to the thread's newest checkpoint, not to a fork's starting point.
             newest = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
             config = {**config, "configurable": newest}
@@ -188,16 +194,21 @@ async def run(
     on_update: Update | None = None,
     ask: Ask | None = None,
     callbacks: list[Any] | None = None,
+    project_files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run a new thread to its end and return the final state (plus ``thread_id``).
 
-    With ``prompt=None`` the thread continues from its last checkpoint with
+    With ``project_files`` (improve mode, e.g. ``improve.load_project(path).files``)
+    the run starts from that project instead of generating one. With
+    ``prompt=None`` the thread continues from its last checkpoint with
     ``context`` as given; ``resume`` does that with the recorded context.
     """
     thread_id = thread_id or uuid.uuid4().hex
     payload = None
     if prompt is not None:
         payload = {"prompt": prompt, **({"template": template} if template else {})}
+        if project_files:
+            payload["project_files"] = project_files
     async with open_saver(db) as saver:
         graph = compile_graph(saver)
         if payload is not None and (await saver.aget_tuple({"configurable": {"thread_id": thread_id}})):

@@ -219,19 +219,27 @@ async def test_a_run_that_makes_progress_is_never_flagged(output_dir: Path):
     assert state["best"]["iteration"] == 4
 
 
-async def run_interactive(replies: dict, *answers: Any, **context: Any) -> tuple[dict, list[dict]]:
-    """Like a server client: run, and resume each interrupt with Command(resume=answer)."""
+async def run_interactive(
+    replies: dict, *answers: Any, approve_plan: bool = True, **context: Any
+) -> tuple[dict, list[dict]]:
+    """Like a server client: run, and resume each interrupt with Command(resume=answer).
+    With ``approve_plan`` the generation plan's pause is approved without an answer of the test's."""
     graph = builder.compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": uuid.uuid4().hex}}
     ctx = Context(chat_model=ReplayChatModel.from_replies(replies), interactive=True, **context)
     questions: list[dict] = []
     payload: Any = {"prompt": "a tiny library"}
+    pending = list(answers)
     try:
-        for answer in (*answers, None):
+        while True:
             await graph.ainvoke(payload, config, context=ctx)
             snapshot = await graph.aget_state(config)
             if not snapshot.interrupts:
                 break
+            if approve_plan and snapshot.interrupts[0].value["kind"] == "plan":
+                payload = Command(resume="yes")
+                continue
+            answer = pending.pop(0) if pending else None
             assert answer is not None, "the graph asked more often than the test expected"
             questions.append(snapshot.interrupts[0].value)
             payload = Command(resume=answer)

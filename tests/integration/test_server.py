@@ -142,7 +142,7 @@ async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Pa
         assert part.event != "error", part.data
         if part.event == "updates":
             nodes += list(part.data)
-    assert nodes == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+    assert nodes == ["design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
 
     state = await client.threads.get_state(thread["thread_id"])
     values = state["values"]

@@ -47,7 +47,9 @@ async def design(state: State, runtime: Runtime[Context]) -> dict:
         model, prompts.plan_project(request(state), template), ProjectPlan, key=key, recorder=recorder
     )
     # The run's settings belong to its thread: recorded at its start (see context_of).
-    return {"project": plan.model_dump(mode="json"), "usage": usage, "settings": settings_of(ctx)}
+    # (settings_of resolves the output path: off the server's event loop.)
+    settings = await asyncio.to_thread(settings_of, ctx)
+    return {"project": plan.model_dump(mode="json"), "usage": usage, "settings": settings}
 
 
 @timed("generate")

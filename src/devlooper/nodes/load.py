@@ -9,6 +9,7 @@ anything changes.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from langgraph.runtime import Runtime
@@ -56,7 +57,7 @@ async def load(state: State, runtime: Runtime[Context]) -> dict:
     run_id = state.get("run_id") or uuid.uuid4().hex
     update: dict = {
         "run_id": run_id,
-        "settings": settings_of(ctx),
+        "settings": await asyncio.to_thread(settings_of, ctx),  # it resolves a path
         "sandbox_settings": sandbox_settings(ctx),
         "template": template.name,
         "env_template": template.model_dump(mode="json"),

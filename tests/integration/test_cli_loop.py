@@ -122,3 +122,18 @@ def test_without_interactive_a_loop_exits_1_as_stuck_and_keep_best_writes_the_be
     # Run 1 (a - b) and run 2 (a * b) both pass one test: the first stays the best.
     assert report["output"]["iteration"] == 1 and report["output"]["tests_pass"] is False
     assert (tmp_path / "out" / "adder.py").read_text() == BAD
+
+
+def test_force_lists_what_it_may_replace_and_deletes_nothing(capsys, tmp_path):
+    out = tmp_path / "out"
+    (out / "notes").mkdir(parents=True)
+    (out / "adder.py").write_text("# the user's own adder\n")
+    (out / "notes" / "todo.txt").write_text("mine\n")
+    code, text = run_cli(capsys, tmp_path, cassette(tmp_path, **{"generate_file:adder.py": GOOD}), "--force")
+    assert code == 0, text
+    assert "--force: 2 file(s) already in" in text and "adder.py" in text and "notes/todo.txt" in text
+    assert "replaced 1 existing file(s): adder.py" in text
+    assert (out / "adder.py").read_text() == GOOD
+    assert (out / "notes" / "todo.txt").read_text() == "mine\n"  # not the run's: never deleted
+    report = json.loads((out / ".devlooper" / "report.json").read_text())
+    assert report["output"]["replaced"] == ["adder.py"]

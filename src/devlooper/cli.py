@@ -1,7 +1,8 @@
 """The ``devlooper`` command.
 
 Exit status: 0 the tests pass, 1 the run gave up (or failed), 2 a usage or
-configuration error, always with one line that says what to do.
+configuration error, always with one line that says what to do, 3 the run is
+paused on a question nobody here can answer (resumable), 130 interrupted.
 """
 
 from __future__ import annotations

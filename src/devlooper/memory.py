@@ -166,8 +166,8 @@ def render_guidance(state: State) -> str:
     """What people said at pauses (a loop, a plan, a command), newest first."""
     said = [(e["iteration"], "at a loop", e["guidance"]) for e in state.get("loop_events", [])
             if e["rung"] == "asked" and e.get("guidance")]
-    said += [(d["iteration"], _AT[d["moment"]] + (f" `{clip(d['subject'], 200)[0]}`" if d["moment"] == "command" else ""),
-              d["guidance"]) for d in state.get("decisions", []) if d.get("by") == "person" and d.get("guidance")]
+    said += [(d["iteration"], _said_at(d), d["guidance"])
+             for d in state.get("decisions", []) if d.get("by") == "person" and d.get("guidance")]
     if not said:
         return ""
     said.sort(key=lambda s: s[0])  # stable: within an iteration, the order they were said
@@ -176,7 +176,10 @@ def render_guidance(state: State) -> str:
     return "\n".join(lines)
 
 
-_AT = {"plan": "on the generation plan", "command": "refusing the command", "stuck": "at a loop"}
+def _said_at(decision: dict) -> str:
+    if decision["moment"] == "command":
+        return f"{decision['verdict']} the command `{clip(decision['subject'], 200)[0]}`"
+    return f"{decision['verdict']} the generation plan"
 
 
 def render_improve(state: State) -> str:

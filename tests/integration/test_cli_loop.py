@@ -137,3 +137,23 @@ def test_force_lists_what_it_may_replace_and_deletes_nothing(capsys, tmp_path):
     assert (out / "notes" / "todo.txt").read_text() == "mine\n"  # not the run's: never deleted
     report = json.loads((out / ".devlooper" / "report.json").read_text())
     assert report["output"]["replaced"] == ["adder.py"]
+
+
+def test_e_at_the_plan_prompt_edits_it_in_the_editor(capsys, tmp_path, monkeypatch):
+    import asyncio
+
+    from devlooper.runner import checkpoint_of, compile_graph, open_saver
+
+    answers = iter(["e"])
+    monkeypatch.setattr(cli.console, "input", lambda prompt="": next(answers) if "plan>" in prompt else "")
+    # An "editor" that rewrites one purpose in the JSON it is given.
+    monkeypatch.setenv("EDITOR", "sed -i s/add()/add(a,b)-edited/")
+    model = cassette(tmp_path, **{"generate_file:adder.py": GOOD})
+    code, text = run_cli(capsys, tmp_path, model, "--interactive", "--thread-id", "edited")
+    assert code == 0, text
+
+    async def project() -> dict:
+        async with open_saver(tmp_path / "db.sqlite") as saver:
+            return (await checkpoint_of(compile_graph(saver), "edited")).values["project"]
+
+    assert asyncio.run(project())["files"][0]["purpose"] == "add(a,b)-edited"

@@ -23,7 +23,7 @@ import devlooper
 from devlooper import Context
 
 CASSETTE = Path(__file__).parent / "cassettes" / "slugify.json"
-STEPS = {"generate", "test", "diagnose", "plan", "apply", "finish"}
+STEPS = {"design", "generate", "test", "diagnose", "plan", "apply", "finish"}
 
 
 async def stream_updates(graph, payload: dict, config: dict, context: Context) -> None:

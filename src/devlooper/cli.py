@@ -1,7 +1,8 @@
 """The ``devlooper`` command.
 
 Exit status: 0 the tests pass, 1 the run gave up (or failed), 2 a usage or
-configuration error, always with one line that says what to do.
+configuration error, always with one line that says what to do, 3 the run is
+paused on a question nobody here can answer (resumable), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shlex
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from importlib import resources
@@ -20,12 +25,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .approval import check_policy
 from .context import Context
 from .errors import ConfigError, DevlooperError
 from .budgets import MAX_PROMPT_TOKENS
 from .models import REPLAY_PREFIX, STRUCTURED_MODES, load_chat_model, recorder_for
 from .nodes.common import sandbox_settings
-from .output import check_output_dir
+from .improve import InPlace, detect_template, load_project
+from .output import check_output_dir, existing_files
 from .progress import Progress
 from .runner import history, resume, run
 from .sandboxes import sandbox_class
@@ -43,8 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"devlooper {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="generate a project from a prompt")
-    r.add_argument("prompt", help="what to build")
+    r = sub.add_parser("run", help="generate a project from a prompt, or improve one (--from)")
+    r.add_argument("prompt", help='what to build, or with --from what to change ("add X", "make the tests pass")')
+    r.add_argument("--from", dest="source", default=None, metavar="DIR",
+                   help="improve this existing project (read only; .gitignore respected) instead of generating one")
+    r.add_argument("--in-place", action="store_true",
+                   help="with --from on a git repository: work on a new branch there and commit each green step")
     _settings(r)
     _common(r)
 
@@ -58,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("thread_id", help="the thread id printed by `devlooper run`")
     rs.add_argument("--from", dest="checkpoint_id", default=None, metavar="CHECKPOINT_ID",
                     help="fork from this checkpoint instead of continuing from the last one")
+    rs.add_argument("--answer", default=None, metavar="TEXT",
+                    help="the answer to the question the run is paused on (for a script; a terminal is asked)")
     _settings(rs, template=False)
     _common(rs, defaults=False)
 
@@ -135,7 +148,16 @@ def _common(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument(
         "--interactive",
         action="store_true",
-        help="when the model keeps looping after a warning, ask for guidance here instead of stopping",
+        help="pause and ask here: approve the generation plan, approve each command, guide a stuck loop",
+    )
+    p.add_argument(
+        "--commands", choices=("allow", "deny", "ask"), default=None,
+        help="command actions of a plan: allow (run), deny (refuse; the model is told) or ask a person "
+        "(default: ask with --interactive, else allow)",
+    )
+    p.add_argument(
+        "--allow-command", dest="allow_commands", action="append", default=None, metavar="PREFIX",
+        help="a command prefix that always runs without asking (repeatable; whole words, no shell operators)",
     )
     p.add_argument(
         "--keep-best",
@@ -166,6 +188,8 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
         "output_dir": args.output,
         "loop_window": args.loop_window,
         "interactive": True if args.interactive else None,
+        "commands": args.commands,
+        "allow_commands": args.allow_commands,
         "keep_best": True if args.keep_best else None,
     }
 
@@ -198,11 +222,25 @@ def _check(ctx: Context, force: bool, output: bool = True) -> Context:
             f"--max-cost needs the price of {ctx.model}: add it to a price table given with --prices (docs/models.md)"
         )
     get_template(ctx.template)
+    check_policy(ctx)
     sandbox_class(ctx.sandbox).check_config(ctx)
     load_chat_model(ctx.model, ctx.base_url)
     if output and ctx.output_dir:
         check_output_dir(ctx.output_dir, force)
+        _list_replaced(ctx.output_dir, force)
     return ctx
+
+
+def _list_replaced(output_dir: str, force: bool) -> None:
+    """--force into a folder with files: say which may be replaced, and that none is deleted."""
+    existing = existing_files(output_dir) if force else []
+    if existing:
+        shown = ", ".join(existing[:20]) + (f", ... ({len(existing) - 20} more)" if len(existing) > 20 else "")
+        console.print(
+            f"[yellow]--force:[/] {len(existing)} file(s) already in {escape(output_dir)}; those the run writes "
+            f"are replaced, none is deleted: {escape(shown)}",
+            soft_wrap=True,
+        )
 
 
 def _banner(ctx: Context, thread_id: str) -> None:
@@ -220,7 +258,18 @@ def _banner(ctx: Context, thread_id: str) -> None:
         )
 
 
+PAUSED = 3  # exit status of a run paused on a question nobody answered here
+
+
 def _done(final: dict, output_dir: str | None) -> int:
+    if final.get("interrupt") is not None:
+        kind = final["interrupt"].get("kind", "a question")
+        console.print(
+            f"thread [cyan]{final['thread_id']}[/] · paused ({kind}): waiting for an answer; "
+            f"continue it with: [bold]devlooper resume {final['thread_id']}[/] (at a terminal, or with --answer TEXT)",
+            soft_wrap=True,
+        )
+        return PAUSED
     where = ""
     if output_dir:
         out = Path(output_dir).expanduser().resolve()
@@ -234,6 +283,9 @@ def _done(final: dict, output_dir: str | None) -> int:
         )
     if final.get("status") == "budget":
         console.print(f"{final.get('reason')}: [bold]devlooper resume {final['thread_id']} --max-tokens N[/]", soft_wrap=True)
+    replaced = ((final.get("report") or {}).get("output") or {}).get("replaced") or []
+    if replaced:
+        console.print(f"replaced {len(replaced)} existing file(s): {escape(', '.join(replaced[:20]))}", soft_wrap=True)
     if output_dir:
         print(out)
     return 0 if final.get("status") == "passed" else 1
@@ -242,24 +294,127 @@ def _done(final: dict, output_dir: str | None) -> int:
 async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
     # The thread id is printed before any work: after a crash it is what `resume` needs.
     thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
+    loaded, template, in_place = None, None, None
+    if getattr(args, "source", None):
+        loaded = load_project(args.source, getattr(args, "template", None))
+        template = getattr(args, "template", None) or detect_template(loaded.files)
+        if template is None:
+            raise ConfigError(f"cannot tell the template of {args.source} (no pyproject.toml, package.json or "
+                              "Cargo.toml); name it with --template (see `devlooper templates`)")
+        if args.in_place:
+            in_place = InPlace(args.source, loaded.files, prompt, thread_id)
+        ctx.template = template
+        skipped = f", {len(loaded.skipped)} skipped (binary, large, links)" if loaded.skipped else ""
+        console.print(f"improving [bold]{escape(str(args.source))}[/]: {len(loaded.files)} files{skipped}"
+                      + (f" · branch [cyan]{in_place.branch}[/]" if in_place else ""))
+    elif getattr(args, "in_place", False):
+        raise ConfigError("--in-place works on an existing project: give it with --from DIR")
     _banner(ctx, thread_id)
     args.started = True
-    ask = _ask_human if ctx.interactive else None
-    final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=Progress(console), ask=ask)
+    ask = _ask_human if ctx.interactive or ctx.command_policy() == "ask" else None
+    progress = Progress(console)
+
+    def on_update(node: str, update: dict) -> None:
+        progress(node, update)
+        if in_place:
+            in_place.on_update(node, update)
+
+    final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=on_update, ask=ask,
+                      template=template, project_files=loaded.files if loaded else None)
+    if in_place:
+        console.print(f"branch [cyan]{in_place.branch}[/] in {in_place.root}: {len(in_place.commits)} commit(s)")
     return _done(final, ctx.output_dir)
 
 
-def _ask_human(question: dict) -> str:
-    """The graph paused on a loop: show it and read one line of guidance."""
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _prompt(label: str) -> str | None:
+    """One line from the terminal; None at end of input. Ctrl-C raises KeyboardInterrupt
+    at once: asyncio's own SIGINT handler only cancels the run at its next await, and
+    the run is waiting here, so the default handler is in place while the person types."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
+    try:
+        return console.input(label)
+    except EOFError:
+        return None
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _ask_human(question: dict) -> object:
+    """The graph paused for a person: show why, and read the answer (None leaves the run
+    paused, e.g. when stdin is not a terminal: nothing can answer, and nothing hangs)."""
+    if not _stdin_is_terminal():
+        return None
+    kind = question.get("kind", "stuck")
+    if kind == "plan":
+        return _ask_plan(question)
+    if kind == "command":
+        return _ask_command(question)
     console.print(f"[bold yellow]stuck[/] {escape(question['reason'])}")
     console.print(f"last run: {question['passed']} passed, {question['failed']} failed")
     if question.get("diagnosis"):
         console.print(f"last diagnosis: [italic]{escape(question['diagnosis'][:600])}[/]")
     console.print(question["question"])
+    return _prompt("[bold]guidance>[/] ")
+
+
+def _with_guidance(line: str, approve: str = "approve") -> object:
+    """'ok: TEXT' approves and adds guidance; other answers are read by devlooper.approval."""
+    head, _, rest = line.partition(":")
+    if head.strip().lower() in ("ok", "y", "yes") and rest.strip():
+        return {"action": approve, "guidance": rest.strip()}
+    return line
+
+
+def _ask_plan(question: dict) -> object:
+    plan = question.get("plan") or {}
+    console.print("[bold yellow]plan[/] the model wants to write:")
+    for spec in plan.get("files", []):
+        console.print(f"  {escape(spec['path'])}: {escape(spec.get('purpose', '')[:200])}")
+    if plan.get("packages"):
+        console.print(f"  packages: {escape(' '.join(plan['packages']))}")
+    if question.get("problem"):
+        console.print(f"[red]{escape(question['problem'])}[/]")
+    console.print("Enter approves · 'e' edits it in $EDITOR · other text rejects it, as guidance for a new plan "
+                  "· 'ok: TEXT' approves with guidance")
+    line = _prompt("[bold]plan>[/] ")
+    if line is None:
+        return None
+    if line.strip().lower() == "e":
+        return {"action": "edit", "plan": _edit_json(plan)}
+    return _with_guidance(line)
+
+
+def _ask_command(question: dict) -> object:
+    console.print(f"[bold yellow]command[/] iteration {question['iteration']}: {escape(question.get('summary', ''))}")
+    console.print(f"  [bold]{escape(question['command'])}[/]")
+    console.print("Enter runs it · 'n' refuses it · other text refuses it and tells the model why "
+                  "· 'ok: TEXT' runs it with guidance")
+    line = _prompt("[bold]run?>[/] ")
+    return None if line is None else _with_guidance(line)
+
+
+def _edit_json(data: dict) -> object:
+    """The plan as JSON in the person's editor; what they save is validated by the graph."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise ConfigError("set $EDITOR (or $VISUAL) to edit a plan; the run is paused, resume it to answer again")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(data, f, indent=2)
     try:
-        return console.input("[bold]guidance>[/] ")
-    except EOFError:
-        return ""
+        subprocess.run([*shlex.split(editor), f.name], check=False)
+        text = Path(f.name).read_text()
+    finally:
+        os.unlink(f.name)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return {"invalid JSON": str(exc)}  # the graph says it is not a plan, and asks again
 
 
 async def _resume(args: argparse.Namespace) -> int:
@@ -277,9 +432,14 @@ async def _resume(args: argparse.Namespace) -> int:
         args.started = True
         return ctx
 
+    answers = [args.answer] if args.answer is not None else []
+
+    def ask(question: dict) -> object:
+        return answers.pop() if answers else _ask_human(question)
+
     final = await resume(
         args.thread_id, checkpoint_id=args.checkpoint_id, db=args.db, on_update=Progress(console),
-        prepare=prepare, ask=_ask_human, **given,
+        prepare=prepare, ask=ask, **given,
     )
     if final.get("already_finished"):
         console.print(
@@ -408,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_history(args))
         if args.command == "cache":
             return _cache(args.action)
-        return asyncio.run(_run(args.prompt, _context(args), args))
+        overrides = {"output_dir": None} if getattr(args, "in_place", False) else {}
+        return asyncio.run(_run(args.prompt, _context(args, **overrides), args))
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped
         _how_to_resume(args)

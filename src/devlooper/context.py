@@ -138,6 +138,21 @@ class Context:
             "guidance instead of stopping with status stuck."
         },
     )
+    commands: str | None = field(
+        default=None,
+        metadata={
+            "description": "What happens to a `command` action of a plan: allow (run it), deny (refuse it; "
+            "the refusal goes back to the model) or ask (pause and ask a person). Default: ask when "
+            "interactive, else allow. Commands run in the sandbox either way."
+        },
+    )
+    allow_commands: list[str] = field(
+        default_factory=list,
+        metadata={
+            "description": "Command prefixes that always run without asking (e.g. 'npm run lint'), "
+            "whatever the policy; a prefix matches whole words."
+        },
+    )
     keep_best: bool = field(
         default=False,
         metadata={
@@ -152,8 +167,55 @@ class Context:
             env = os.environ.get(f"DEVLOOPER_{f.name.upper()}")
             if env is None or f.name in given or f.name == "chat_model":
                 continue
+            if f.name == "allow_commands":  # a list: comma-separated in the environment
+                self.allow_commands = [p.strip() for p in env.split(",") if p.strip()]
+                continue
             kind = type(f.default) if f.default is not None else str
             setattr(self, f.name, _flag(env) if kind is bool else kind(env))
+
+    def given(self) -> frozenset[str]:
+        """The fields set explicitly when this context was made (not defaults, not DEVLOOPER_*)."""
+        return getattr(self, "_given", frozenset())
+
+    def command_policy(self) -> str:
+        """The effective policy for `command` actions: ask when interactive, unless set."""
+        return self.commands or ("ask" if self.interactive else "allow")
+
+
+# Settings that are objects, not data: they cannot be recorded, a resume passes them again.
+UNRECORDED = frozenset({"chat_model"})
+COMMAND_POLICIES = ("allow", "deny", "ask")
+
+
+def settings_of(ctx: Context) -> dict[str, Any]:
+    """The context as JSON-able data: kept with the run (its state and checkpoint metadata),
+    so whatever continues it uses the settings it started with."""
+    from pathlib import Path  # only here: paths are resolved for a run that may resume elsewhere
+
+    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name not in UNRECORDED}
+    if ctx.chat_model is not None:
+        # The run did not use `model`: a resume must be given the model again, not the default.
+        data["model"] = None
+        data["chat_model_class"] = type(ctx.chat_model).__name__
+    if data.get("output_dir"):
+        # A resume may run from another directory: keep where the output was meant to go.
+        data["output_dir"] = str(Path(data["output_dir"]).expanduser().resolve())
+    return data
+
+
+def with_settings(ctx: Context, settings: dict[str, Any] | None) -> Context:
+    """``ctx`` with every field it was not explicitly given taken from the run's recorded
+    ``settings``: the thread's settings win over defaults and ``DEVLOOPER_*``, an explicit
+    value (a client's override) wins over them."""
+    if not settings:
+        return ctx
+    names = {f.name for f in fields(Context)} - UNRECORDED
+    given = ctx.given()
+    fill = {k: v for k, v in settings.items() if k in names and k not in given and not (k == "model" and v is None)}
+    if not fill:
+        return ctx
+    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name in given or f.name == "chat_model"}
+    return Context(**{**data, **fill})
 
 
 # The generated __init__ cannot tell a value that was given from its default; this
@@ -165,6 +227,7 @@ _dataclass_init = Context.__init__
 @functools.wraps(_dataclass_init)
 def _init(self: Context, **given: Any) -> None:
     _dataclass_init(self, **given)
+    self._given = frozenset(given)
     self._fill_from_env(set(given))
 
 

@@ -21,10 +21,27 @@ def check_output_dir(path: str | Path, force: bool) -> Path:
     return out
 
 
+def existing_files(path: str | Path, limit: int = 10_000) -> list[str]:
+    """Files already in an output directory (relative, sorted; at most ``limit``)."""
+    out = Path(path).expanduser()
+    if not out.is_dir():
+        return []
+    found = []
+    for p in sorted(out.rglob("*")):
+        if p.is_file() or p.is_symlink():
+            found.append(p.relative_to(out).as_posix())
+            if len(found) >= limit:
+                break
+    return found
+
+
 def write_output(path: str | Path, files: dict[str, str], report: dict) -> Path:
-    """Write the project's files and its report. Existing files are overwritten, none deleted."""
+    """Write the project's files and its report. Existing files are overwritten, none
+    deleted; the report's ``output.replaced`` names the files that were there before."""
     out = Path(path).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    replaced = sorted(rel for rel in files if (out / rel).is_file())
+    report.setdefault("output", {})["replaced"] = replaced
     for rel, content in files.items():
         target = resolve_inside(out, rel)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 from platformdirs import user_data_dir
 
-from .context import Context
+from .context import Context, settings_of
 from .errors import ConfigError
 from .graph import builder
 from .models import continue_recording
@@ -39,11 +39,10 @@ from .usage import budget_exceeded
 
 CONTEXT_KEY = "devlooper_context"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-# Settings that are objects, not data: they cannot be recorded, a resume passes them again.
-UNRECORDED = frozenset({"chat_model"})
 
 Update = Callable[[str, dict[str, Any]], None]
-Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
+# The question an interrupt carries -> a person's answer, or None to leave the run paused.
+Ask = Callable[[dict[str, Any]], Any]
 
 
 def default_db() -> Path:
@@ -98,16 +97,7 @@ def compile_graph(saver: BaseCheckpointSaver) -> CompiledStateGraph:
 # --- the run's settings, kept with its checkpoints ---------------------------------
 def record_context(ctx: Context) -> str:
     """The context as JSON for checkpoint metadata (which keeps only scalars)."""
-    # Not dataclasses.asdict: it deep-copies every field, and a chat model object cannot be.
-    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name not in UNRECORDED}
-    if ctx.chat_model is not None:
-        # The run did not use `model`: a resume must be given the model again, not the default.
-        data["model"] = None
-        data["chat_model_class"] = type(ctx.chat_model).__name__
-    if data.get("output_dir"):
-        # A resume may run from another directory: keep where the output was meant to go.
-        data["output_dir"] = str(Path(data["output_dir"]).expanduser().resolve())
-    return json.dumps(data, sort_keys=True)
+    return json.dumps(settings_of(ctx), sort_keys=True)
 
 
 def recorded_context(snapshot: StateSnapshot, **overrides: Any) -> Context:
@@ -159,7 +149,10 @@ async def _drive(
 
     When the graph pauses with ``interrupt()`` (``Context.interactive``), ``ask``
     gets the question and its answer resumes the run with ``Command(resume=...)``;
-    without ``ask`` the run stays paused and the state carries ``interrupt``.
+    without ``ask``, or when it answers None, the run stays paused (checkpointed,
+    resumable) and the state carries ``interrupt``. ``ask`` is called in this
+    thread, with nothing of the run in flight: a terminal prompt there gets Ctrl-C
+    at once (a worker thread blocked in ``input()`` would keep the process alive).
     """
     question = None
     claimed = claim()  # this run's sandboxes, not those of concurrent runs in the process
@@ -174,8 +167,10 @@ async def _drive(
                         on_update(node, update)
             if question is None or ask is None:
                 break
-            # input() blocks: keep the event loop (and its sandboxes) free meanwhile.
-            payload = Command(resume=await asyncio.to_thread(ask, question))
+            answer = ask(question)
+            if answer is None:
+                break
+            payload = Command(resume=answer)
             # The answer goes to the thread's newest checkpoint, not to a fork's starting point.
             newest = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
             config = {**config, "configurable": newest}
@@ -200,16 +195,21 @@ async def run(
     on_update: Update | None = None,
     ask: Ask | None = None,
     callbacks: list[Any] | None = None,
+    project_files: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run a new thread to its end and return the final state (plus ``thread_id``).
 
-    With ``prompt=None`` the thread continues from its last checkpoint with
+    With ``project_files`` (improve mode, e.g. ``improve.load_project(path).files``)
+    the run starts from that project instead of generating one. With
+    ``prompt=None`` the thread continues from its last checkpoint with
     ``context`` as given; ``resume`` does that with the recorded context.
     """
     thread_id = thread_id or uuid.uuid4().hex
     payload = None
     if prompt is not None:
         payload = {"prompt": prompt, **({"template": template} if template else {})}
+        if project_files:
+            payload["project_files"] = project_files
     async with open_saver(db) as saver:
         graph = compile_graph(saver)
         if payload is not None and (await saver.aget_tuple({"configurable": {"thread_id": thread_id}})):

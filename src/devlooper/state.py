@@ -180,11 +180,26 @@ class Best(TypedDict):
     layers: list[Layer]
 
 
+class Decision(TypedDict):
+    """One answer at a pause (a person's) or of the command policy: what was decided, and
+    the free-text guidance that came with it, which the next model calls see."""
+
+    iteration: int
+    moment: Literal["plan", "command", "stuck"]
+    subject: str  # the plan's summary, or the command
+    verdict: Literal["approved", "edited", "rejected", "refused"]
+    by: Literal["person", "policy"]
+    guidance: str | None
+
+
 class InputState(TypedDict):
     """What a user gives: Studio shows exactly these fields as the input form."""
 
     prompt: str
     template: NotRequired[str]
+    # Improve mode: the files of an existing project (path -> text) to start from instead
+    # of generating one; its tests run first, then the loop carries out ``prompt``.
+    project_files: NotRequired[dict[str, str]]
 
 
 class OutputState(TypedDict):
@@ -199,6 +214,12 @@ class OutputState(TypedDict):
 
 class State(InputState):
     run_id: str  # keys the live sandbox of this run
+    # The run's settings as it started (Context as JSON-able data, chat_model left out):
+    # a resume over the server whose client sends no context continues with these.
+    settings: dict
+    # Improve mode: where the project came from and what loading it skipped (improve.Loaded).
+    improve: dict
+    decisions: Annotated[list[Decision], operator.add]  # every pause answered, every command policy refusal
     # Where generated code runs and how it is confined, as the run started:
     # {"backend": "local", "isolation": "bwrap" | "none"}, or isolation "remote" for e2b/modal.
     sandbox_settings: dict[str, str]

@@ -71,7 +71,7 @@ REPLIES = {
     "fix_file:1:notes.txt": "add adds now\n",
 }
 # Where each node is stopped: a model call it makes, or a function it calls.
-BY_REPLY = {"generate": "plan_project", "diagnose": "diagnose:1", "plan": "plan:1"}
+BY_REPLY = {"design": "plan_project", "generate": "generate_file:adder.py", "diagnose": "diagnose:1", "plan": "plan:1"}
 
 
 def stop_inside(node: str, marker: Path) -> dict:

@@ -51,13 +51,13 @@ def test_stream_progress(tmp_path: Path, mode: str):
     assert lines[-1] == "passed: tests pass after 2 iteration(s)"
     if mode == "updates":
         assert [line.split()[0] for line in lines[:-1]] == [
-            "generate", "test", "diagnose", "plan", "apply", "test", "finish",
+            "design", "generate", "test", "diagnose", "plan", "apply", "test", "finish",
         ]
-        assert "#1: exit 1, 3 passed, 1 failed" in lines[1]
+        assert "#1: exit 1, 3 passed, 1 failed" in lines[2]
     else:
         assert "model diagnose:1" in lines and "model fix_file:1:slugify.py" in lines
         starts = [line.split()[1] for line in lines if line.startswith("start ")]
-        assert starts == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+        assert starts == ["design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
         # each model call is reported inside the step that made it
         assert lines.index("model plan:1") == lines.index("start plan") + 1
     assert_project(tmp_path / "out")

@@ -105,7 +105,9 @@ def test_a_cli_run_is_traced_as_a_readable_tree(tmp_path: Path, langsmith):
     assert all(r["trace_id"] == root["id"] for r in runs.values())
 
     steps = sorted((r["start_time"], r["name"]) for r in runs.values() if r.get("parent_run_id") == root["id"])
-    assert [name for _, name in steps] == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+    # __start__ is the route at the start (a new project is designed, an existing one loaded).
+    assert [name for _, name in steps] == [
+        "__start__", "design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
 
     named = {r["name"]: r for r in runs.values() if r["name"].startswith("devlooper.")}
     assert set(named) == {"devlooper.plan_project", "devlooper.generate_file", "devlooper.diagnose",

@@ -38,8 +38,8 @@ async def test_a_run_checkpoints_to_postgres_and_continues_in_a_new_saver(postgr
     assert final["status"] == "gave_up" and final["iteration"] == 1
 
     rows = await history("pg-1", db=postgres)
-    assert [r["node"] for r in rows] == ["input", "__start__", "generate", "test", "finish"]
-    generated = rows[2]
+    assert [r["node"] for r in rows] == ["input", "__start__", "design", "generate", "test", "finish"]
+    generated = rows[3]
     # Time travel with a larger budget from the checkpoint before the first test run:
     # the recorded settings are used, the override wins, and the fork goes green.
     forked = await resume(

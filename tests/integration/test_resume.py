@@ -132,7 +132,7 @@ def crash_run(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "tests.integration.crash_run", *map(str, args)]
 
 
-NODES = ["generate", "test", "diagnose", "plan", "apply", "finish"]
+NODES = ["design", "generate", "test", "diagnose", "plan", "apply", "finish"]
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_a_run_killed_inside_any_node_resumes_to_the_same_output_and_report(node
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if node != "generate":  # before generate's checkpoint the run has no sandbox (nor run id) yet
+    if node not in ("design", "generate"):  # before generate's checkpoint the run has no sandbox (nor run id)
         remove_orphaned_sandbox(db, "t")
 
     resumed = subprocess.run(crash_run("resume", db, "t"), capture_output=True, text=True, timeout=300,
@@ -233,7 +233,7 @@ def test_time_travel_forks_from_an_earlier_checkpoint(tmp_path: Path, cassette: 
     assert first.returncode == 0, first.stderr
     rows = history("t", db)
     assert [r["node"] for r in rows] == [
-        "input", "__start__", "generate", "test", "diagnose", "plan", "apply", "test", "finish",
+        "input", "__start__", "design", "generate", "test", "diagnose", "plan", "apply", "test", "finish",
     ]
     red = next(r for r in rows if r["node"] == "test" and r["exit_code"] != 0)
     assert red["iteration"] == 1 and red["failing"] == 2 and red["next"] == "diagnose"
@@ -335,8 +335,9 @@ async def test_a_paused_interactive_run_resumes_later_with_an_answer(tmp_path: P
 
     model = loop_cassette(tmp_path, **{"plan:5": fix("use + as the human said"), "fix_file:5:adder.py": GOOD})
     db, out = tmp_path / "db.sqlite", tmp_path / "out"
+    # The plan is approved; then nobody answers (None): the run stays paused.
     paused = await run("a tiny library", Context(model=model, interactive=True, output_dir=str(out)),
-                       thread_id="ask", db=db)  # nobody to ask: the run stays paused
+                       thread_id="ask", db=db, ask=lambda q: "yes" if q["kind"] == "plan" else None)
     assert paused["interrupt"]["iteration"] == 5 and not out.exists()
 
     asked = []

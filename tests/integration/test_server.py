@@ -106,7 +106,7 @@ async def test_schemas_give_studio_its_forms(server: str):
     client = langgraph_sdk.get_client(url=server)
     schemas = await client.assistants.get_schemas((await assistant(client))["assistant_id"])
     inputs = schemas["input_schema"]
-    assert set(inputs["properties"]) == {"prompt", "template"} and inputs["required"] == ["prompt"]
+    assert set(inputs["properties"]) == {"prompt", "template", "project_files"} and inputs["required"] == ["prompt"]
     assert {"status", "reason", "files", "report"} <= set(schemas["output_schema"]["properties"])
     assert {"files", "layers", "test_runs", "edits"} <= set(schemas["state_schema"]["properties"])
     context = schemas["context_schema"]["properties"]
@@ -142,7 +142,7 @@ async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Pa
         assert part.event != "error", part.data
         if part.event == "updates":
             nodes += list(part.data)
-    assert nodes == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+    assert nodes == ["design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
 
     state = await client.threads.get_state(thread["thread_id"])
     values = state["values"]
@@ -201,3 +201,56 @@ async def test_a_client_cannot_write_outside_the_root_or_over_files(server: str,
     error = await refusal(client, {"model": model, "output_dir": "taken"})
     assert "a server client cannot replace files" in error["message"], error
     assert (root / "taken" / "keep.txt").read_text() == "precious"
+
+
+async def stream(client, thread_id: str, **kwargs) -> tuple[list[str], list[dict]]:
+    """One run on the thread: the nodes that ran and the questions it paused on."""
+    nodes, questions = [], []
+    async for part in client.runs.stream(thread_id, "devlooper", stream_mode="updates", **kwargs):
+        assert part.event != "error", part.data
+        if part.event == "updates":
+            for node, update in part.data.items():
+                if node == "__interrupt__":
+                    questions += [i["value"] for i in update]
+                else:
+                    nodes.append(node)
+    return nodes, questions
+
+
+async def test_pauses_answered_with_only_command_resume_keep_the_runs_settings(server: str, root: Path, tmp_path: Path):
+    from tests.integration.test_cli_loop import cassette
+    from tests.integration.test_loop_memory import fix
+
+    model = cassette(tmp_path, **{"plan:5": fix("use + as the human said"), "fix_file:5:adder.py": GOOD})
+    client = langgraph_sdk.get_client(url=server)
+    thread = (await client.threads.create())["thread_id"]
+    context = {"model": model, "interactive": True, "output_dir": f"paused/{thread}", "max_iterations": 8}
+    _, questions = await stream(client, thread, input={"prompt": "a tiny library", "template": "python"},
+                                context=context)
+    assert [q["kind"] for q in questions] == ["plan"]
+    # No context with the answers: the thread's own settings (model, output, interactive) go on.
+    _, questions = await stream(client, thread, command={"resume": "yes"})
+    assert [q["kind"] for q in questions] == ["stuck"] and questions[0]["iteration"] == 5
+    nodes, questions = await stream(client, thread, command={"resume": "add must return a + b"})
+    assert questions == [] and nodes[-1] == "finish"
+    values = (await client.threads.get_state(thread))["values"]
+    assert values["status"] == "passed", values.get("reason")
+    assert [e["rung"] for e in values["loop_events"]] == ["warned", "asked"]
+    assert (root / "paused" / thread / "adder.py").read_text() == GOOD
+
+
+async def test_improve_mode_through_the_sdk(server: str, root: Path, tmp_path: Path):
+    cassette = write_cassette(tmp_path, {"diagnose:1": "add subtracts", "plan:1": FIX, "fix_file:1:adder.py": GOOD})
+    tests = "from adder import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    client = langgraph_sdk.get_client(url=server)
+    thread = (await client.threads.create())["thread_id"]
+    nodes, _ = await stream(
+        client, thread,
+        input={"prompt": "make the tests pass", "project_files": {
+            "adder.py": BAD, "tests/test_adder.py": tests, "requirements.txt": "\n"}},
+        context={"model": f"replay:{cassette}", "output_dir": f"improved/{thread}"},
+    )
+    assert nodes == ["load", "test", "diagnose", "plan", "apply", "test", "finish"]
+    values = (await client.threads.get_state(thread))["values"]
+    assert values["status"] == "passed" and values["template"] == "python"
+    assert (root / "improved" / thread / "adder.py").read_text() == GOOD

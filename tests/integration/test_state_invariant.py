@@ -228,10 +228,10 @@ async def test_a_paused_run_holds_no_sandbox_and_resumes_by_rebuilding_it(tmp_pa
 
     def ask(question: dict) -> str:
         live_while_paused.append(set(pool._live))
-        return "add must return a + b"
+        return "yes" if question["kind"] == "plan" else "add must return a + b"
 
     final = await run("a tiny library", Context(model=model, interactive=True, output_dir=str(out)),
                       thread_id="pause", db=tmp_path / "db.sqlite", ask=ask)
-    assert live_while_paused == [set()]  # nothing held while a human thinks
+    assert live_while_paused == [set(), set()]  # nothing held while a human thinks (the plan, the loop)
     assert final["status"] == "passed" and (out / "adder.py").read_text() == GOOD
     assert final["iteration"] == 6  # the test after the answer ran in a rebuilt sandbox

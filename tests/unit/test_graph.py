@@ -11,7 +11,7 @@ def test_graph_shape_matches_the_snapshot():
 
 
 def test_graph_schemas_show_only_what_users_give_and_get():
-    assert set(graph.get_input_jsonschema()["properties"]) == {"prompt", "template"}
+    assert set(graph.get_input_jsonschema()["properties"]) == {"prompt", "template", "project_files"}
     assert {"status", "reason", "files", "report"} <= set(graph.get_output_jsonschema()["properties"])
     context = graph.get_context_jsonschema()["properties"]
     assert {"model", "sandbox", "template", "max_iterations"} <= set(context)

@@ -16,6 +16,7 @@ import time
 from langgraph.runtime import Runtime
 
 from .. import prompts
+from ..approval import command_refusals
 from ..context import Context
 from ..loops import track_best
 from ..memory import make_edit
@@ -101,6 +102,11 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             results.append(_file_result(iteration, "delete", action.path, "no such file", 0.0, ok=False))
 
     layers: list[Layer] = []
+    # The command-approval hook: what the policy or a person refused is not run; its
+    # refusal goes back to the model as data (approval.command_refusals).
+    refused = command_refusals(state, ctx, iteration)
+    results += [refused[a.command] for a in actions if a.kind == "command" and a.command in refused]
+    actions = [a for a in actions if not (a.kind == "command" and a.command in refused)]
     steps = [a for a in actions if a.kind in ("install", "command", "read_docs")]
     if steps:
         box = await sandbox_of(state, ctx, files)

@@ -12,8 +12,9 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
-from ..context import Context
+from ..context import Context, with_settings
 from ..models import Recorder, load_chat_model, recorder_for
+from ..sandboxes import sandbox_class
 from ..sandboxes.base import Sandbox
 from ..sandboxes.pool import release, sandbox_for
 from ..server_root import confine, must_confine
@@ -21,18 +22,30 @@ from ..state import State
 from ..templates import EnvTemplate, get_template
 
 
-def context_of(runtime: Runtime[Context] | None) -> Context:
+def context_of(runtime: Runtime[Context] | None, state: State | None = None) -> Context:
     """The run's context; a server may hand over a dict or nothing at all.
 
-    In a node wrapped by :func:`timed` it is already confined (see :func:`confined`).
+    With ``state``, every setting the caller did not give explicitly comes from the
+    settings the run started with (``State.settings``): a server client that answers a
+    pause with only ``Command(resume=...)`` continues the run as it began, not with
+    defaults. In a node wrapped by :func:`timed` this is already done, and the context
+    confined (see :func:`confined`).
     """
     ctx = getattr(runtime, "context", None)
-    if isinstance(ctx, Context):
-        return ctx
     if isinstance(ctx, dict):
         names = {f.name for f in fields(Context)}
-        return Context(**{k: v for k, v in ctx.items() if k in names})
-    return Context()
+        ctx = Context(**{k: v for k, v in ctx.items() if k in names})
+    elif not isinstance(ctx, Context):
+        ctx = Context()
+    return with_settings(ctx, (state or {}).get("settings"))
+
+
+async def settled(runtime: Runtime[Context], state: State) -> Runtime[Context]:
+    """The runtime with the run's recorded settings filled in, then confined."""
+    ctx = context_of(runtime, state)
+    if ctx is not getattr(runtime, "context", None):
+        runtime = runtime.override(context=ctx)
+    return await confined(runtime)
 
 
 async def confined(runtime: Runtime[Context]) -> Runtime[Context]:
@@ -72,6 +85,13 @@ def model_of(ctx: Context) -> tuple[BaseChatModel, Recorder | None]:
     return model, recorder_for(ctx.record, ctx.model)
 
 
+async def require_sandbox(ctx: Context) -> None:
+    """Before a run's first model call or sandbox: a server or API run that cannot confine
+    generated code (no working bubblewrap, a missing key) stops here with the reason, as
+    the CLI does before it starts. In a thread: it may probe bubblewrap once."""
+    await asyncio.to_thread(sandbox_class(ctx.sandbox).check_config, ctx)
+
+
 async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = None) -> Sandbox:
     return await sandbox_for(
         state["run_id"],
@@ -93,7 +113,7 @@ def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[...,
         async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             started = time.monotonic()
             try:
-                runtime = await confined(runtime)
+                runtime = await settled(runtime, state)
                 update = await fn(state, runtime)
             except BaseException:
                 # The run stops here (an error, a cancel, or an interrupt that waits for a

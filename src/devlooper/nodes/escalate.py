@@ -30,6 +30,7 @@ def question(state: State, reason: str) -> dict:
     """What a human sees when the graph pauses: the loop, and what to answer."""
     last = state["test_runs"][-1]
     return {
+        "kind": "stuck",
         "question": "devlooper is stuck in a loop. What should it try instead? "
         "(an empty answer or 'stop' ends the run)",
         "reason": reason,
@@ -54,7 +55,7 @@ def _answer_text(answer: object) -> str:
 
 # Not @timed: its wall time is a human's thinking time, not the harness's.
 async def escalate(state: State, runtime: Runtime[Context]) -> Command[Literal["diagnose", "finish"]]:
-    ctx = context_of(runtime)
+    ctx = context_of(runtime, state)
     iteration = state["iteration"]
     detections = detect(state.get("fingerprints", []), ctx.loop_window)
     reason = loop_reason(iteration, detections, state.get("loop_events", []))

@@ -70,6 +70,9 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
             ],
             "best": {k: v for k, v in (state.get("best") or {}).items() if k not in ("files", "layers")} or None,
         },
+        # What people decided at pauses, and what improve mode started from.
+        "decisions": state.get("decisions", []),
+        "improve": state.get("improve") or None,
         "usage": summary(state.get("usage", {}), ctx.model, ctx.prices),
         "timings": {node: round(seconds, 3) for node, seconds in state.get("timings", {}).items()},
         "files": sorted(state.get("files", {})),

@@ -1,4 +1,8 @@
-"""generate: plan the project in one call, then write every file concurrently."""
+"""design: plan the project in one call; generate: write every file of the plan concurrently.
+
+Two nodes, so that a person can approve, edit or reject the plan in between
+(review_plan) without the plan being asked for again when the run resumes.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,16 @@ import uuid
 from langgraph.runtime import Runtime
 
 from .. import prompts
-from ..context import Context
+from ..context import Context, settings_of
+from ..prompts.history import render_guidance
 from ..models import ask_structured, ask_text
 from ..plancheck import check_file_list, refusal, too_large
-from ..sandboxes import sandbox_class
 from ..schemas import FileSpec, ProjectPlan
 from ..state import State
 from .common import (
     context_of,
     model_of,
+    require_sandbox,
     sandbox_of,
     sandbox_settings,
     template_of,
@@ -25,23 +30,43 @@ from .common import (
 from .environment import install_layer, run_env_step, sync_manifest
 
 
+def request(state: State) -> str:
+    """The user's request, with what a person said at a pause (a rejected plan's guidance)."""
+    guidance = render_guidance(state)
+    return f"{state['prompt']}\n\n{guidance}" if guidance else state["prompt"]
+
+
+@timed("design")
+async def design(state: State, runtime: Runtime[Context]) -> dict:
+    ctx = context_of(runtime)
+    await require_sandbox(ctx)
+    template = template_of(state, ctx)
+    model, recorder = model_of(ctx)
+    # A plan a person rejected is asked for again, under its own key (cassettes, traces).
+    attempt = 1 + sum(1 for d in state.get("decisions", []) if d["moment"] == "plan" and d["verdict"] == "rejected")
+    key = "plan_project" if attempt == 1 else f"plan_project:{attempt}"
+    plan, usage = await ask_structured(
+        model, prompts.plan_project(request(state), template), ProjectPlan, key=key, recorder=recorder,
+        mode=ctx.structured_output,
+    )
+    # The run's settings belong to its thread: recorded at its start (see context_of).
+    # (settings_of resolves the output path: off the server's event loop.)
+    settings = await asyncio.to_thread(settings_of, ctx)
+    return {"project": plan.model_dump(mode="json"), "usage": usage, "settings": settings}
+
+
 @timed("generate")
 async def generate(state: State, runtime: Runtime[Context]) -> dict:
     ctx = context_of(runtime)
-    # Before the first model call: a server or API run that cannot confine generated
-    # code stops here with the reason, as the CLI does before it starts.
-    await asyncio.to_thread(sandbox_class(ctx.sandbox).check_config, ctx)  # may probe bubblewrap once
     template = template_of(state, ctx)
     model, recorder = model_of(ctx)
-    plan, usage = await ask_structured(
-        model, prompts.plan_project(state["prompt"], template), ProjectPlan, key="plan_project", recorder=recorder,
-        mode=ctx.structured_output,
-    )
+    plan, usage = ProjectPlan.model_validate(state["project"]), {}
+    prompt = request(state)
     limit = asyncio.Semaphore(max(1, ctx.max_concurrency))
 
     async def write(spec: FileSpec) -> tuple[str, str, dict]:
         async with limit:
-            messages = prompts.generate_file(state["prompt"], template, plan, spec.path, spec.purpose)
+            messages = prompts.generate_file(prompt, template, plan, spec.path, spec.purpose)
             text, used = await ask_text(model, messages, key=f"generate_file:{spec.path}", recorder=recorder)
             return spec.path, prompts.strip_fences(text), used
 

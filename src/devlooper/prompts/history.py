@@ -121,17 +121,38 @@ def render_loop_warning(state: State, detections: list[Detection]) -> str:
 
 
 def render_guidance(state: State) -> str:
-    said = [e for e in state.get("loop_events", []) if e["rung"] == "asked" and e.get("guidance")]
+    """What people said at pauses (a loop, a plan, a command), newest first."""
+    said = [(e["iteration"], "at a loop", e["guidance"]) for e in state.get("loop_events", [])
+            if e["rung"] == "asked" and e.get("guidance")]
+    said += [(d["iteration"], _said_at(d), d["guidance"])
+             for d in state.get("decisions", []) if d.get("by") == "person" and d.get("guidance")]
     if not said:
         return ""
-    lines = ["A human looked at the loop and gave this guidance (newest first); follow it:"]
-    lines += [
-        f"- (iteration {e['iteration']}) {clip(e['guidance'], GUIDANCE_EXCERPT)[0]}" for e in reversed(said[-GUIDANCE_KEPT:])
-    ]
+    said.sort(key=lambda s: s[0])  # stable: within an iteration, the order they were said
+    lines = ["A human gave this guidance (newest first); follow it:"]
+    lines += [f"- (iteration {it}, {at}) {clip(text, GUIDANCE_EXCERPT)[0]}" for it, at, text in reversed(said[-GUIDANCE_KEPT:])]
     return "\n".join(lines)
+
+
+def _said_at(decision: dict) -> str:
+    if decision["moment"] == "command":
+        return f"{decision['verdict']} the command `{clip(decision['subject'], 200)[0]}`"
+    return f"{decision['verdict']} the generation plan"
+
+
+def render_improve(state: State) -> str:
+    """Improve mode, with the project's tests green: the request still has to be carried out."""
+    runs = state.get("test_runs") or []
+    if not state.get("improve") or not runs or runs[-1]["exit_code"] != 0:
+        return ""
+    return (
+        "The project's tests pass, and the request above is not carried out yet: diagnose and plan the "
+        "changes it needs (the code and tests for it), keeping the existing tests passing. If the request "
+        "only asks for passing tests, plan no actions."
+    )
 
 
 def render_notes(state: State, detections: list[Detection], regression: str | None) -> str:
     """Everything loop memory adds to a diagnose or plan prompt (empty when nothing is wrong)."""
-    parts = [p for p in (regression, render_loop_warning(state, detections), render_guidance(state)) if p]
+    parts = [p for p in (render_improve(state), regression, render_loop_warning(state, detections), render_guidance(state)) if p]
     return ("\n\n".join(parts) + "\n\n") if parts else ""

@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from . import events
 from .errors import CassetteError, ConfigError
 
 CALL_KEY = "devlooper_call"
@@ -182,6 +184,15 @@ def continue_recording(path: str, model: str) -> Recorder:
 
 # --- construction --------------------------------------------------------------
 def missing_key_message() -> str:
+    # A server's client sets no flags and no environment: name what it can change.
+    from .server_root import must_confine
+
+    if must_confine():
+        return (
+            "OPENAI_API_KEY is not set in the server's environment: set it where the server runs, "
+            "or give the run a context with base_url (an OpenAI-compatible server), "
+            "model 'provider:model' for another provider, or model 'replay:PATH' to replay a cassette."
+        )
     return (
         "OPENAI_API_KEY is not set: export it, or pass --base-url for an OpenAI-compatible "
         "server, --model provider:model for another provider, or --model replay:PATH to "
@@ -226,10 +237,29 @@ def usage_of(message: BaseMessage | None) -> dict[str, int]:
     return {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0), "calls": 1}
 
 
+async def _invoke(runnable: Any, messages: list[BaseMessage], key: str) -> Any:
+    """``runnable.ainvoke`` between two custom stream events, ``model_start`` and
+    ``model_end`` (with its seconds and tokens): what a live view shows while a
+    model answers (``stream_mode="custom"``, locally and over a server)."""
+    started = time.monotonic()
+    events.emit({"event": "model_start", "key": key, "step": key.split(":", 1)[0]})
+    ok, out = False, None
+    try:
+        out = await runnable.ainvoke(messages, config=call_config(key))
+        ok = True
+        return out
+    finally:
+        raw = out.get("raw") if isinstance(out, dict) else out
+        events.emit({
+            "event": "model_end", "key": key, "step": key.split(":", 1)[0], "ok": ok,
+            "seconds": round(time.monotonic() - started, 3), **(usage_of(raw) if ok else {}),
+        })
+
+
 async def ask_text(
     model: BaseChatModel, messages: list[BaseMessage], *, key: str, recorder: Recorder | None = None
 ) -> tuple[str, dict[str, int]]:
-    reply = await model.ainvoke(messages, config=call_config(key))
+    reply = await _invoke(model, messages, key)
     text = reply.text if isinstance(reply.text, str) else reply.text()
     usage = usage_of(reply)
     if recorder:  # the file is rewritten in a thread: a server's event loop must not block
@@ -268,7 +298,7 @@ async def ask_structured(
     total = {"input_tokens": 0, "output_tokens": 0, "calls": 0}
     attempt_key = key
     for attempt in range(retries + 1):
-        out = await runnable.ainvoke(messages, config=call_config(attempt_key))
+        out = await _invoke(runnable, messages, attempt_key)
         raw, parsed = out.get("raw"), out.get("parsed")
         for name, value in usage_of(raw).items():
             total[name] += value

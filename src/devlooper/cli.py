@@ -25,7 +25,7 @@ from .errors import ConfigError, DevlooperError
 from .models import REPLAY_PREFIX, load_chat_model, recorder_for
 from .nodes.common import sandbox_settings
 from .output import check_output_dir
-from .progress import Progress
+from .progress import View, view_for
 from .runner import history, resume, run
 from .sandboxes import sandbox_class
 from .synthesis import Attempt, save_template, synthesize
@@ -121,6 +121,18 @@ def _common(p: argparse.ArgumentParser, defaults: bool = True) -> None:
         "--loop-window", type=int, default=None, metavar="K",
         help="runs with the same failure or no more passing tests that count as a loop (default 3)",
     )
+    _output_mode(p)
+
+
+def _output_mode(p: argparse.ArgumentParser) -> None:
+    """How a run is shown: a live view (default), more of it, only the result, or JSON events."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--verbose", "-v", dest="output_mode", action="store_const", const="verbose",
+                      help="also show the whole diagnosis, the plan's actions and the diffs")
+    mode.add_argument("--quiet", "-q", dest="output_mode", action="store_const", const="quiet",
+                      help="print only the result, one line")
+    mode.add_argument("--json", dest="output_mode", action="store_const", const="json",
+                      help="one JSON event per line on stdout: the events a server streams (docs/events.md)")
 
 
 def _given(args: argparse.Namespace) -> dict[str, object]:
@@ -167,9 +179,11 @@ def _check(ctx: Context, force: bool, output: bool = True) -> Context:
     return ctx
 
 
-def _banner(ctx: Context, thread_id: str) -> None:
+def _banner(ctx: Context, thread_id: str, view: View) -> None:
     isolation = sandbox_settings(ctx)["isolation"]
-    console.print(
+    view.max_iterations = ctx.max_iterations
+    view.start(thread_id)
+    view.banner(
         f"[bold]devlooper[/] · template [cyan]{ctx.template}[/] · sandbox [cyan]{ctx.sandbox}[/] "
         f"· isolation [cyan]{isolation}[/] · model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations "
         f"· thread [cyan]{thread_id}[/]"
@@ -182,25 +196,22 @@ def _banner(ctx: Context, thread_id: str) -> None:
         )
 
 
-def _done(final: dict, output_dir: str | None) -> int:
-    where = ""
-    if output_dir:
-        out = Path(output_dir).expanduser().resolve()
-        where = f" · output in [bold]{out}[/]"
-    console.print(f"thread [cyan]{final['thread_id']}[/] · {final.get('status')}{where}")
-    if output_dir:
-        print(out)
+def _done(final: dict, output_dir: str | None, view: View) -> int:
+    view.result(final, Path(output_dir).expanduser().resolve() if output_dir else None)
     return 0 if final.get("status") == "passed" else 1
 
 
 async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
     # The thread id is printed before any work: after a crash it is what `resume` needs.
     thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
-    _banner(ctx, thread_id)
+    view = args.view
+    _banner(ctx, thread_id, view)
     args.started = True
-    ask = _ask_human if ctx.interactive else None
-    final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=Progress(console), ask=ask)
-    return _done(final, ctx.output_dir)
+    ask = view.asking(_ask_human) if ctx.interactive else None
+    with view:
+        final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=view.update, ask=ask,
+                          on_custom=view.custom)
+    return _done(final, ctx.output_dir, view)
 
 
 def _ask_human(question: dict) -> str:
@@ -224,23 +235,25 @@ async def _resume(args: argparse.Namespace) -> int:
         # The recorded output directory was checked when the run started (and may
         # hold a half-written output after a crash in finish); a new one is checked now.
         _check(ctx, args.force, output=given["output_dir"] is not None)
-        _banner(ctx, args.thread_id)
+        _banner(ctx, args.thread_id, view)
         if args.checkpoint_id:
-            console.print(f"forking from checkpoint [cyan]{args.checkpoint_id}[/]")
+            view.banner(f"forking from checkpoint [cyan]{args.checkpoint_id}[/]")
         used.append(ctx)
         args.started = True
         return ctx
 
-    final = await resume(
-        args.thread_id, checkpoint_id=args.checkpoint_id, db=args.db, on_update=Progress(console),
-        prepare=prepare, ask=_ask_human, **given,
-    )
+    view = args.view
+    with view:
+        final = await resume(
+            args.thread_id, checkpoint_id=args.checkpoint_id, db=args.db, on_update=view.update,
+            prepare=prepare, ask=view.asking(_ask_human), on_custom=view.custom, **given,
+        )
     if final.get("already_finished"):
         console.print(
             f"thread {args.thread_id} already finished ({final.get('status')}); "
             "fork it from an earlier checkpoint with --from (see `devlooper history`)"
         )
-    return _done(final, used[0].output_dir if used else None)
+    return _done(final, used[0].output_dir if used else None, view)
 
 
 async def _history(args: argparse.Namespace) -> int:
@@ -262,11 +275,11 @@ async def _history(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     cassette = json.loads(DEMO_CASSETTE.read_text())
     ctx = _context(args, model=f"{REPLAY_PREFIX}{DEMO_CASSETTE}", sandbox="local", template=cassette["template"])
-    console.print(
+    args.view.banner(
         "[yellow]demo:[/] the model's replies are replayed from a recorded session "
         f"({DEMO_CASSETTE.name}); the sandbox, pytest, routing and checkpoints are real."
     )
-    console.print(f"prompt: [italic]{cassette['prompt']}[/]")
+    args.view.banner(f"prompt: [italic]{escape(cassette['prompt'])}[/]")
     return asyncio.run(_run(cassette["prompt"], ctx, args))
 
 
@@ -321,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("run", "demo", "resume"):
         _stop_on_sigterm()
+        args.view = view_for(args.output_mode, console)
     try:
         if args.command == "templates":
             return _templates()

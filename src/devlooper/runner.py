@@ -42,6 +42,7 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 UNRECORDED = frozenset({"chat_model"})
 
 Update = Callable[[str, dict[str, Any]], None]
+Custom = Callable[[dict[str, Any]], None]  # a custom stream event (devlooper.events): step and model-call progress
 Ask = Callable[[dict[str, Any]], str]  # the question an interrupt carries -> a human's answer
 
 
@@ -153,8 +154,12 @@ async def _drive(
     ctx: Context,
     on_update: Update | None,
     ask: Ask | None = None,
+    on_custom: Custom | None = None,
 ) -> dict[str, Any]:
     """Stream the graph to its end (or to a pause nobody answers); return the final state.
+
+    ``on_update`` gets each step's update as it ends, ``on_custom`` the custom
+    progress events (a step starts, a model call starts and ends) as they happen.
 
     When the graph pauses with ``interrupt()`` (``Context.interactive``), ``ask``
     gets the question and its answer resumes the run with ``Command(resume=...)``;
@@ -165,7 +170,12 @@ async def _drive(
     try:
         while True:
             question = None
-            async for chunk in graph.astream(payload, config, context=ctx, stream_mode="updates", durability="sync"):
+            modes = ["updates", "custom"]
+            async for mode, chunk in graph.astream(payload, config, context=ctx, stream_mode=modes, durability="sync"):
+                if mode == "custom":
+                    if on_custom:
+                        on_custom(chunk)
+                    continue
                 for node, update in chunk.items():
                     if node == "__interrupt__":
                         question = update[0].value
@@ -199,6 +209,7 @@ async def run(
     on_update: Update | None = None,
     ask: Ask | None = None,
     callbacks: list[Any] | None = None,
+    on_custom: Custom | None = None,
 ) -> dict[str, Any]:
     """Run a new thread to its end and return the final state (plus ``thread_id``).
 
@@ -219,7 +230,7 @@ async def run(
             )
         config = _config(thread_id, context, callbacks=callbacks)
         with local_caller():  # the machine's user's run: its paths are not confined (server_root)
-            return await _drive(graph, payload, config, context, on_update, ask)
+            return await _drive(graph, payload, config, context, on_update, ask, on_custom)
 
 
 async def resume(
@@ -231,6 +242,7 @@ async def resume(
     prepare: Callable[[Context], Context] | None = None,
     ask: Ask | None = None,
     callbacks: list[Any] | None = None,
+    on_custom: Custom | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Continue ``thread_id`` from its last checkpoint, or fork it from ``checkpoint_id``.
@@ -261,7 +273,7 @@ async def resume(
         # checkpoint to a plain resume.
         config = _config(thread_id, ctx, checkpoint_id, callbacks)
         with local_caller():
-            return await _drive(graph, None, config, ctx, on_update, ask)
+            return await _drive(graph, None, config, ctx, on_update, ask, on_custom)
 
 
 async def checkpoint_of(graph: CompiledStateGraph, thread_id: str, checkpoint_id: str | None = None) -> StateSnapshot:

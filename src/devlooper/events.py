@@ -67,7 +67,7 @@ def _actions(update: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for r in update.get("action_results") or []:
         item = {k: r[k] for k in ("kind", "target", "ok", "exit_code", "duration")}
-        if not r["ok"] or r["kind"] in ("fix", "delete"):
+        if not r["ok"] or r["kind"] != "install":  # a command's output is what it did
             item["output"] = tail(r.get("output") or "")
         out.append(item)
     return out

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .archive import list_runs, rebuild_report
 from .context import Context
 from .errors import ConfigError, DevlooperError
 from .models import REPLAY_PREFIX, load_chat_model, recorder_for
@@ -63,6 +64,22 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("thread_id", help="the thread id printed by `devlooper run`")
     h.add_argument("--db", default=None, help=DB_HELP)
     h.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+    rn = sub.add_parser("runs", help="list past runs in the checkpoint database, newest first")
+    rn.add_argument("--db", default=None, help=DB_HELP)
+    rn.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    rn.add_argument("--limit", type=int, default=None, metavar="N", help="only the newest N runs")
+
+    rp = sub.add_parser(
+        "report",
+        help="rebuild a run's report.json and report.html from its checkpoints",
+        description="Write the report of THREAD_ID (finished, stopped or crashed) from its checkpoints; "
+        "print the page's path.",
+    )
+    rp.add_argument("thread_id", help="the thread id (see `devlooper runs`)")
+    rp.add_argument("--db", default=None, help=DB_HELP)
+    rp.add_argument("--out", default=None, metavar="DIR",
+                    help="where to write it (default: the run's output/.devlooper, else ./devlooper-report-THREAD)")
 
     d = sub.add_parser("demo", help="replay a bundled session offline; pytest runs for real")
     _common(d)
@@ -272,6 +289,29 @@ async def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _runs(args: argparse.Namespace) -> int:
+    rows = await list_runs(args.db, args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    if not rows:
+        console.print("no runs in this checkpoint database (see --db)")
+        return 0
+    print(f"{'thread':<32}  {'started':<19}  {'status':<10} {'iter':>4}  {'template':<10} prompt")
+    for row in rows:
+        prompt = " ".join(row["prompt"].split())
+        print(f"{row['thread_id']:<32}  {row['started'][:19]:<19}  {row['status']:<10} {row['iterations']:>4}  "
+              f"{(row['template'] or '-'):<10} {prompt[:70]}")
+    return 0
+
+
+async def _report(args: argparse.Namespace) -> int:
+    page = await rebuild_report(args.thread_id, db=args.db, out=args.out)
+    print(page)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     cassette = json.loads(DEMO_CASSETTE.read_text())
     ctx = _context(args, model=f"{REPLAY_PREFIX}{DEMO_CASSETTE}", sandbox="local", template=cassette["template"])
@@ -346,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_resume(args))
         if args.command == "history":
             return asyncio.run(_history(args))
+        if args.command == "runs":
+            return asyncio.run(_runs(args))
+        if args.command == "report":
+            return asyncio.run(_report(args))
         return asyncio.run(_run(args.prompt, _context(args), args))
     except ConfigError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)  # one line, never wrapped

@@ -41,9 +41,9 @@ def build_report(
     return {
         "status": status,
         "reason": reason,
-        "iterations": state["iteration"],
+        "iterations": state.get("iteration", 0),
         "thread_id": thread_id,
-        "prompt": state["prompt"],
+        "prompt": state.get("prompt", ""),
         "template": state.get("template"),
         "model": ctx.model if ctx.chat_model is None else type(ctx.chat_model).__name__,
         "sandbox": ctx.sandbox,

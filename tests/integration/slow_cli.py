@@ -18,9 +18,11 @@ def main() -> int:
     delay = float(sys.argv[1])
     answer = ReplayChatModel._agenerate
 
-    async def slow(self, *args, **kwargs):
+    # The same parameters as the method it replaces: LangChain passes ``run_manager``
+    # (which carries the call key) only to a method that names it.
+    async def slow(self, messages, stop=None, run_manager=None, **kwargs):
         await asyncio.sleep(delay)
-        return await answer(self, *args, **kwargs)
+        return await answer(self, messages, stop, run_manager, **kwargs)
 
     ReplayChatModel._agenerate = slow
     return cli.main(sys.argv[2:])

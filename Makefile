@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean sandbox-tools postgres
+.PHONY: demo test install clean sandbox-tools postgres browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ sandbox-tools:
 	  fi; \
 	fi
 
-test: $(STAMP) sandbox-tools postgres
+test: $(STAMP) sandbox-tools postgres browser
 	$(BIN)/python -m pytest
 
 # The Postgres checkpoint tests start their own server from Debian's postgresql
@@ -39,6 +39,14 @@ postgres:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "postgresql is not installed: the Postgres tests will be skipped"; fi
+
+# The report page is rendered in headless Chromium (Debian's chromium package): installed
+# here when missing and we are root with apt; elsewhere that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is not installed: the report page test will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) output .pytest_cache

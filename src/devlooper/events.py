@@ -135,8 +135,7 @@ def _apply(state: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(state: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    report = update.get("report") or {}
-    return {"status": update.get("status"), "reason": update.get("reason"), "output": report.get("output_dir")}
+    return {"status": update.get("status"), "reason": update.get("reason")}
 
 
 def _lines(content: str | None) -> int:

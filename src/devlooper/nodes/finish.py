@@ -94,7 +94,10 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
     files = {**kept.get("files", {}), **manifest}
     if not has_readme(files):  # the output stands alone for a person too
         notes = (state.get("project") or {}).get("notes", "")
-        files[README] = project_readme(state["prompt"], template_of(state, ctx), notes, status, reason)
+        # Off the event loop: the README's template is read from the package on first use.
+        files[README] = await asyncio.to_thread(
+            project_readme, state["prompt"], template_of(state, ctx), notes, status, reason
+        )
     report = build_report({**state, "files": files}, ctx, status, reason, await run_steps(state))
     if kept is not state:
         best = state["best"]

@@ -415,7 +415,10 @@ class LocalSandbox(Sandbox):
 
     async def _build_base(self, scratch: Path) -> None:
         """The template's environment before any layer: create, setup commands, base packages."""
-        create = runtimes.create_command(self.template, Path(ENV_MOUNT if self.isolated else scratch))
+        # In a thread: it resolves the interpreter's links, a blocking call a server's loop refuses.
+        create = await asyncio.to_thread(
+            runtimes.create_command, self.template, Path(ENV_MOUNT if self.isolated else scratch)
+        )
         steps: list[str | list[str]] = [create] if create else []
         steps += list(self.template.setup_commands)
         if self.template.base_packages:

@@ -85,7 +85,7 @@ async def rebuild_report(thread_id: str, *, db: str | Path | None = None, out: s
     recorded = _recorded(snapshot.metadata)
     timeline = iterations(steps if any(e.get("node") == "test" for e in steps) else state_events(values))
     if values.get("status") in FINISHED and values.get("report"):
-        report = {**values["report"], "timeline": timeline}
+        report = {**values["report"], "timeline": timeline}  # the state's report has no timeline
     else:
         last = steps[-1]["node"] if steps else "none"
         reason = (

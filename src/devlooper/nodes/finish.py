@@ -116,7 +116,11 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
     # The state's files end as what was written (a server user gets them back
     # without an output directory): the manifest, and with --keep-best the best files.
     gone = {path: None for path in state.get("files", {}) if path not in files}
-    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": report}
+    # The state's report leaves out the timeline (tens of KiB per iteration, and the last
+    # checkpoint holds the whole state): it is in report.json, and `devlooper report`
+    # rebuilds it from the checkpoints' step events.
+    kept_report = {k: v for k, v in report.items() if k != "timeline"}
+    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": kept_report}
 
 
 async def run_steps(state: State) -> list[dict]:

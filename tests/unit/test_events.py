@@ -49,9 +49,16 @@ def test_emit_outside_a_running_graph_does_nothing():
     events.emit({"event": "model_start", "key": "diagnose:1"})  # no graph, no writer: no error
 
 
-def test_a_config_error_is_a_value_error_so_a_server_shows_its_message():
-    # langgraph_api's serde passes a ValueError's message to the client and hides others'.
+def test_devlooper_errors_are_types_whose_message_a_server_shows():
+    # langgraph_api's serde passes the message of a ValueError, RuntimeError or TimeoutError
+    # (among a few) to the client and replaces any other's with "An internal error occurred".
+    from devlooper.sandboxes.base import SandboxError, SandboxStartupError, SandboxTimeoutError
+
     assert issubclass(ConfigError, ValueError)
+    assert issubclass(SandboxError, RuntimeError) and issubclass(SandboxStartupError, RuntimeError)
+    assert issubclass(SandboxTimeoutError, TimeoutError)
+    # (Importing langgraph_api here would make this process look like a server:
+    # tests/integration/test_server.py checks the message a client gets.)
 
 
 def test_the_missing_key_message_names_no_cli_flag_for_a_server_client(monkeypatch):

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-nonroot install clean sandbox-tools postgres
+.PHONY: demo test test-nonroot install clean sandbox-tools postgres browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ sandbox-tools:
 	fi
 
 # As root, the containment suite also runs as an ordinary user (bubblewrap unprivileged).
-test: $(STAMP) sandbox-tools postgres
+test: $(STAMP) sandbox-tools postgres browser
 	$(BIN)/python -m pytest
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-nonroot; fi
 
@@ -45,6 +45,14 @@ postgres:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "postgresql is not installed: the Postgres tests will be skipped"; fi
+
+# The report page is rendered in headless Chromium (Debian's chromium package): installed
+# here when missing and we are root with apt; elsewhere that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is not installed: the report page test will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) output .pytest_cache

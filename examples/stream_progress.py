@@ -1,7 +1,8 @@
 """Following a devlooper run as it happens: ``astream`` and ``astream_events``.
 
-``--mode updates`` streams one update per finished step (what the CLI prints):
-the test verdict, the diagnosis, the plan, the edits. ``--mode events`` streams
+``--mode updates`` streams one update per finished step, each with its ``event``
+(what the CLI prints): the test verdict with the failing tests, the diagnosis, the
+plan, the edits; and the custom events that say which model call is in flight. ``--mode events`` streams
 LangChain events: every step as it starts and ends and every model call, named
 by its step (``devlooper.diagnose``, ``devlooper.fix_file`` ...) with its call
 key, which is what a UI needs to show a spinner per step.
@@ -27,17 +28,25 @@ STEPS = {"design", "generate", "test", "diagnose", "plan", "apply", "finish"}
 
 
 async def stream_updates(graph, payload: dict, config: dict, context: Context) -> None:
-    async for chunk in graph.astream(payload, config, context=context, stream_mode="updates"):
+    # Each step's update carries its `event` (what it did, bounded: docs/events.md);
+    # custom events say when a model call starts, while the step is still running.
+    async for mode, chunk in graph.astream(payload, config, context=context, stream_mode=["updates", "custom"]):
+        if mode == "custom":
+            if chunk["event"] == "model_start":
+                print(f"  ...      waiting for {chunk['key']}")
+            continue
         for step, update in chunk.items():
+            event = update.get("event", {})
             if step == "test":
-                run = update["test_runs"][-1]
-                print(f"test     #{run['iteration']}: exit {run['exit_code']}, {run['passed']} passed, {run['failed']} failed")
+                failing = ", ".join(f["name"] for f in event["failing"])
+                print(f"test     #{event['iteration']}: exit {event['exit_code']}, {event['passed']} passed, "
+                      f"{event['failed']} failed{f' ({failing})' if failing else ''}")
             elif step == "diagnose":
-                print(f"diagnose {update['diagnosis'].splitlines()[0][:80]}")
+                print(f"diagnose {event['diagnosis'].splitlines()[0][:80]}")
             elif step == "plan":
-                print(f"plan     {update['plans'][-1]['summary']}")
+                print(f"plan     {event['summary']}")
             elif step == "apply":
-                print(f"apply    edited {', '.join(e['path'] for e in update['edits']) or 'nothing'}")
+                print(f"apply    edited {', '.join(e['path'] for e in event['edits']) or 'nothing'}")
             else:
                 print(f"{step:<8} done")
 

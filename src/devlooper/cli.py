@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from . import __version__
 from .approval import check_policy
+from .archive import list_runs, rebuild_report
 from .context import Context
 from .errors import ConfigError, DevlooperError
 from .budgets import MAX_PROMPT_TOKENS
@@ -33,7 +34,7 @@ from .models import REPLAY_PREFIX, STRUCTURED_MODES, load_chat_model, recorder_f
 from .nodes.common import sandbox_settings
 from .improve import InPlace, detect_template, load_project
 from .output import check_output_dir, existing_files
-from .progress import Progress
+from .progress import View, view_for
 from .runner import history, resume, run
 from .sandboxes import sandbox_class
 from .synthesis import Attempt, save_template, synthesize
@@ -78,6 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("thread_id", help="the thread id printed by `devlooper run`")
     h.add_argument("--db", default=None, help=DB_HELP)
     h.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+    rn = sub.add_parser("runs", help="list past runs in the checkpoint database, newest first")
+    rn.add_argument("--db", default=None, help=DB_HELP)
+    rn.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    rn.add_argument("--limit", type=int, default=None, metavar="N", help="only the newest N runs")
+
+    rp = sub.add_parser(
+        "report",
+        help="rebuild a run's report.json and report.html from its checkpoints",
+        description="Write the report of THREAD_ID (finished, stopped or crashed) from its checkpoints; "
+        "print the page's path.",
+    )
+    rp.add_argument("thread_id", help="the thread id (see `devlooper runs`)")
+    rp.add_argument("--db", default=None, help=DB_HELP)
+    rp.add_argument("--out", default=None, metavar="DIR",
+                    help="where to write it (default: the run's output/.devlooper, else ./devlooper-report-THREAD)")
 
     d = sub.add_parser("demo", help="replay a bundled session offline; pytest runs for real")
     _isolation_option(d)
@@ -168,6 +185,18 @@ def _common(p: argparse.ArgumentParser, defaults: bool = True) -> None:
         "--loop-window", type=int, default=None, metavar="K",
         help="runs with the same failure or no more passing tests that count as a loop (default 3)",
     )
+    _output_mode(p)
+
+
+def _output_mode(p: argparse.ArgumentParser) -> None:
+    """How a run is shown: a live view (default), more of it, only the result, or JSON events."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--verbose", "-v", dest="output_mode", action="store_const", const="verbose",
+                      help="also show the whole diagnosis, the plan's actions and the diffs")
+    mode.add_argument("--quiet", "-q", dest="output_mode", action="store_const", const="quiet",
+                      help="print only the result, one line")
+    mode.add_argument("--json", dest="output_mode", action="store_const", const="json",
+                      help="one JSON event per line on stdout: the events a server streams (docs/events.md)")
 
 
 def _given(args: argparse.Namespace) -> dict[str, object]:
@@ -243,9 +272,11 @@ def _list_replaced(output_dir: str, force: bool) -> None:
         )
 
 
-def _banner(ctx: Context, thread_id: str) -> None:
+def _banner(ctx: Context, thread_id: str, view: View) -> None:
     isolation = sandbox_settings(ctx)["isolation"]
-    console.print(
+    view.max_iterations = ctx.max_iterations
+    view.start(thread_id)
+    view.banner(
         f"[bold]devlooper[/] · template [cyan]{ctx.template}[/] · sandbox [cyan]{ctx.sandbox}[/] "
         f"· isolation [cyan]{isolation}[/] · model [cyan]{ctx.model}[/] · up to {ctx.max_iterations} iterations "
         f"· thread [cyan]{thread_id}[/]"
@@ -261,33 +292,26 @@ def _banner(ctx: Context, thread_id: str) -> None:
 PAUSED = 3  # exit status of a run paused on a question nobody answered here
 
 
-def _done(final: dict, output_dir: str | None) -> int:
+def _done(final: dict, output_dir: str | None, view: View) -> int:
     if final.get("interrupt") is not None:
         kind = final["interrupt"].get("kind", "a question")
-        console.print(
+        view.note(
             f"thread [cyan]{final['thread_id']}[/] · paused ({kind}): waiting for an answer; "
-            f"continue it with: [bold]devlooper resume {final['thread_id']}[/] (at a terminal, or with --answer TEXT)",
-            soft_wrap=True,
+            f"continue it with: [bold]devlooper resume {final['thread_id']}[/] (at a terminal, or with --answer TEXT)"
         )
         return PAUSED
-    where = ""
-    if output_dir:
-        out = Path(output_dir).expanduser().resolve()
-        where = f" · output in [bold]{out}[/]"
-    console.print(f"thread [cyan]{final['thread_id']}[/] · {final.get('status')}{where}")
+    view.result(final, Path(output_dir).expanduser().resolve() if output_dir else None)
     if usage := (final.get("report") or {}).get("usage"):
         cost = f" · ~${usage['cost_usd']:.4f}" if usage.get("cost_usd") is not None else ""
-        console.print(
+        view.note(
             f"usage: {usage['input_tokens']} input + {usage['output_tokens']} output tokens "
             f"in {usage['calls']} model calls{cost}"
         )
     if final.get("status") == "budget":
-        console.print(f"{final.get('reason')}: [bold]devlooper resume {final['thread_id']} --max-tokens N[/]", soft_wrap=True)
+        view.note(f"{final.get('reason')}: [bold]devlooper resume {final['thread_id']} --max-tokens N[/]")
     replaced = ((final.get("report") or {}).get("output") or {}).get("replaced") or []
     if replaced:
-        console.print(f"replaced {len(replaced)} existing file(s): {escape(', '.join(replaced[:20]))}", soft_wrap=True)
-    if output_dir:
-        print(out)
+        view.note(f"replaced {len(replaced)} existing file(s): {escape(', '.join(replaced[:20]))}")
     return 0 if final.get("status") == "passed" else 1
 
 
@@ -305,25 +329,26 @@ async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
             in_place = InPlace(args.source, loaded.files, prompt, thread_id)
         ctx.template = template
         skipped = f", {len(loaded.skipped)} skipped (binary, large, links)" if loaded.skipped else ""
-        console.print(f"improving [bold]{escape(str(args.source))}[/]: {len(loaded.files)} files{skipped}"
-                      + (f" · branch [cyan]{in_place.branch}[/]" if in_place else ""))
+        args.view.note(f"improving [bold]{escape(str(args.source))}[/]: {len(loaded.files)} files{skipped}"
+                       + (f" · branch [cyan]{in_place.branch}[/]" if in_place else ""))
     elif getattr(args, "in_place", False):
         raise ConfigError("--in-place works on an existing project: give it with --from DIR")
-    _banner(ctx, thread_id)
+    view = args.view
+    _banner(ctx, thread_id, view)
     args.started = True
-    ask = _ask_human if ctx.interactive or ctx.command_policy() == "ask" else None
-    progress = Progress(console)
+    ask = view.asking(_ask_human) if ctx.interactive or ctx.command_policy() == "ask" else None
 
     def on_update(node: str, update: dict) -> None:
-        progress(node, update)
+        view.update(node, update)
         if in_place:
             in_place.on_update(node, update)
 
-    final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=on_update, ask=ask,
-                      template=template, project_files=loaded.files if loaded else None)
+    with view:
+        final = await run(prompt, ctx, thread_id=thread_id, db=args.db, on_update=on_update, ask=ask,
+                          template=template, project_files=loaded.files if loaded else None, on_custom=view.custom)
     if in_place:
-        console.print(f"branch [cyan]{in_place.branch}[/] in {in_place.root}: {len(in_place.commits)} commit(s)")
-    return _done(final, ctx.output_dir)
+        view.note(f"branch [cyan]{in_place.branch}[/] in {in_place.root}: {len(in_place.commits)} commit(s)")
+    return _done(final, ctx.output_dir, view)
 
 
 def _stdin_is_terminal() -> bool:
@@ -425,9 +450,9 @@ async def _resume(args: argparse.Namespace) -> int:
         # The recorded output directory was checked when the run started (and may
         # hold a half-written output after a crash in finish); a new one is checked now.
         _check(ctx, args.force, output=given["output_dir"] is not None)
-        _banner(ctx, args.thread_id)
+        _banner(ctx, args.thread_id, view)
         if args.checkpoint_id:
-            console.print(f"forking from checkpoint [cyan]{args.checkpoint_id}[/]")
+            view.banner(f"forking from checkpoint [cyan]{args.checkpoint_id}[/]")
         used.append(ctx)
         args.started = True
         return ctx
@@ -437,16 +462,18 @@ async def _resume(args: argparse.Namespace) -> int:
     def ask(question: dict) -> object:
         return answers.pop() if answers else _ask_human(question)
 
-    final = await resume(
-        args.thread_id, checkpoint_id=args.checkpoint_id, db=args.db, on_update=Progress(console),
-        prepare=prepare, ask=ask, **given,
-    )
+    view = args.view
+    with view:
+        final = await resume(
+            args.thread_id, checkpoint_id=args.checkpoint_id, db=args.db, on_update=view.update,
+            prepare=prepare, ask=view.asking(ask), on_custom=view.custom, **given,
+        )
     if final.get("already_finished"):
         console.print(
             f"thread {args.thread_id} already finished ({final.get('status')}); "
             "fork it from an earlier checkpoint with --from (see `devlooper history`)"
         )
-    return _done(final, used[0].output_dir if used else None)
+    return _done(final, used[0].output_dir if used else None, view)
 
 
 async def _history(args: argparse.Namespace) -> int:
@@ -465,14 +492,37 @@ async def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _runs(args: argparse.Namespace) -> int:
+    rows = await list_runs(args.db, args.limit)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    if not rows:
+        console.print("no runs in this checkpoint database (see --db)")
+        return 0
+    print(f"{'thread':<32}  {'started':<19}  {'status':<10} {'iter':>4}  {'template':<10} prompt")
+    for row in rows:
+        prompt = " ".join(row["prompt"].split())
+        print(f"{row['thread_id']:<32}  {row['started'][:19]:<19}  {row['status']:<10} {row['iterations']:>4}  "
+              f"{(row['template'] or '-'):<10} {prompt[:70]}")
+    return 0
+
+
+async def _report(args: argparse.Namespace) -> int:
+    page = await rebuild_report(args.thread_id, db=args.db, out=args.out)
+    print(page)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     cassette = json.loads(DEMO_CASSETTE.read_text())
     ctx = _context(args, model=f"{REPLAY_PREFIX}{DEMO_CASSETTE}", sandbox="local", template=cassette["template"])
-    console.print(
+    args.view.banner(
         "[yellow]demo:[/] the model's replies are replayed from a recorded session "
         f"({DEMO_CASSETTE.name}); the sandbox, pytest, routing and checkpoints are real."
     )
-    console.print(f"prompt: [italic]{cassette['prompt']}[/]")
+    args.view.banner(f"prompt: [italic]{escape(cassette['prompt'])}[/]")
     return asyncio.run(_run(cassette["prompt"], ctx, args))
 
 
@@ -555,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("run", "demo", "resume"):
         _stop_on_sigterm()
+        args.view = view_for(args.output_mode, console)
     try:
         if args.command == "templates":
             return _templates()
@@ -568,6 +619,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_history(args))
         if args.command == "cache":
             return _cache(args.action)
+        if args.command == "runs":
+            return asyncio.run(_runs(args))
+        if args.command == "report":
+            return asyncio.run(_report(args))
         overrides = {"output_dir": None} if getattr(args, "in_place", False) else {}
         return asyncio.run(_run(args.prompt, _context(args, **overrides), args))
     except ConfigError as exc:

@@ -4,7 +4,9 @@ Every field that was not given falls back to an environment variable
 ``DEVLOOPER_<FIELD>``, so a server deployment is configured the same way as the
 CLI. A value that was given always wins, even when it equals the default:
 ``--sandbox local`` with ``DEVLOOPER_SANDBOX=e2b`` set runs locally. Studio
-renders the field descriptions in its configuration panel.
+renders the field descriptions in its configuration panel; the fields marked
+``SkipJsonSchema`` are not in it (``chat_model`` is Python-only; the template
+is given in the input).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pydantic.json_schema import SkipJsonSchema
 from .budgets import MAX_PROMPT_TOKENS
 
 DEFAULT_MODEL = "openai:gpt-5.1"
@@ -28,7 +31,9 @@ class Context:
             "replay:PATH to replay a recorded cassette."
         },
     )
-    chat_model: Any = field(
+    # Python only: an object cannot come from a form or a JSON context, so it is left
+    # out of the JSON schema (Studio's configuration panel) and stays a keyword here.
+    chat_model: SkipJsonSchema[Any] = field(
         default=None,
         metadata={"description": "A LangChain chat model object used instead of `model` (Python API only)."},
     )
@@ -87,7 +92,9 @@ class Context:
             "default; the run refuses to start without it) or none (a plain subprocess: accept the risk)."
         },
     )
-    template: str = field(
+    # Not in the JSON schema: a server client names the template in the input, the one
+    # place Studio shows it; this field is the CLI's --template and DEVLOOPER_TEMPLATE.
+    template: SkipJsonSchema[str] = field(
         default="python",
         metadata={
             "description": "Environment template used when the input names none: python, react, rust, "

@@ -10,10 +10,12 @@ class DevlooperError(Exception):
     """Base class for every error devlooper raises on purpose."""
 
 
-class ConfigError(DevlooperError):
+class ConfigError(DevlooperError, ValueError):
     """Bad input or configuration: unknown template, missing key, bad path.
 
     The CLI turns it into exit status 2 with its message as the one line to read.
+    Also a ``ValueError``: a LangGraph API server sends a ValueError's message to
+    its client and replaces any other exception's with "An internal error occurred".
     """
 
 

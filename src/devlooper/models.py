@@ -32,6 +32,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
 from .budgets import MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
+from . import events
 from .cassette import CALL_KEY, Recorder, ReplayChatModel, continue_recording, recorder_for
 from .errors import ConfigError, DevlooperError
 
@@ -57,6 +58,15 @@ _RETRYING_CLIENTS = frozenset({"openai", "azure_openai", "anthropic", "groq", "m
 
 # --- construction --------------------------------------------------------------
 def missing_key_message() -> str:
+    # A server's client sets no flags and no environment: name what it can change.
+    from .server_root import must_confine
+
+    if must_confine():
+        return (
+            "OPENAI_API_KEY is not set in the server's environment: set it where the server runs, "
+            "or give the run a context with base_url (an OpenAI-compatible server), "
+            "model 'provider:model' for another provider, or model 'replay:PATH' to replay a cassette."
+        )
     return (
         "OPENAI_API_KEY is not set: export it, or pass --base-url for an OpenAI-compatible "
         "server, --model provider:model for another provider, or --model replay:PATH to "
@@ -204,10 +214,29 @@ def _add(total: dict[str, int], used: dict[str, int], key: str) -> None:
         total[f"{step}.{name}"] = total.get(f"{step}.{name}", 0) + value
 
 
+async def _invoke(runnable: Any, messages: list[BaseMessage], key: str) -> Any:
+    """``runnable.ainvoke`` between two custom stream events, ``model_start`` and
+    ``model_end`` (with its seconds and tokens): what a live view shows while a
+    model answers (``stream_mode="custom"``, locally and over a server)."""
+    started = time.monotonic()
+    events.emit({"event": "model_start", "key": key, "step": key.split(":", 1)[0]})
+    ok, out = False, None
+    try:
+        out = await runnable.ainvoke(messages, config=call_config(key))
+        ok = True
+        return out
+    finally:
+        raw = out.get("raw") if isinstance(out, dict) else out
+        events.emit({
+            "event": "model_end", "key": key, "step": key.split(":", 1)[0], "ok": ok,
+            "seconds": round(time.monotonic() - started, 3), **(usage_of(raw) if ok else {}),
+        })
+
+
 async def ask_text(
     model: BaseChatModel, messages: list[BaseMessage], *, key: str, recorder: Recorder | None = None
 ) -> tuple[str, dict[str, int]]:
-    reply = await _with_retries(lambda: model.ainvoke(messages, config=call_config(key)), key)
+    reply = await _with_retries(lambda: _invoke(model, messages, key), key)
     text = _text(reply)
     usage = usage_of(reply)
     if recorder:  # the file is rewritten in a thread: a server's event loop must not block
@@ -296,8 +325,7 @@ async def ask_structured(
     attempt_key = key
     error = ""
     for attempt in range(retries + 1):
-        config = call_config(attempt_key)
-        out = await _with_retries(lambda: runnable.ainvoke(messages, config=config), attempt_key)
+        out = await _with_retries(lambda: _invoke(runnable, messages, attempt_key), attempt_key)
         raw, parsed, problem = out.get("raw"), out.get("parsed"), out.get("parsing_error")
         if mode != "function_calling" and raw is not None and not getattr(raw, "tool_calls", None):
             parsed, problem = _strict_json(_text(raw))  # the client's parser repairs broken JSON into {}

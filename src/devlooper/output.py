@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError
 from .paths import resolve_inside
 
 REPORT = ".devlooper/report.json"
+REPORT_HTML = ".devlooper/report.html"
 
 
 def check_output_dir(path: str | Path, force: bool) -> Path:
@@ -35,9 +37,12 @@ def existing_files(path: str | Path, limit: int = 10_000) -> list[str]:
     return found
 
 
-def write_output(path: str | Path, files: dict[str, str], report: dict) -> Path:
-    """Write the project's files and its report. Existing files are overwritten, none
-    deleted; the report's ``output.replaced`` names the files that were there before."""
+def write_output(
+    path: str | Path, files: dict[str, str], report: dict, render_html: Callable[[dict], str] | None = None
+) -> Path:
+    """Write the project's files and its report (and its page, rendered by ``render_html``).
+    Existing files are overwritten, none deleted; the report's ``output.replaced`` names
+    the files that were there before."""
     out = Path(path).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     replaced = sorted(rel for rel in files if (out / rel).is_file())
@@ -46,7 +51,17 @@ def write_output(path: str | Path, files: dict[str, str], report: dict) -> Path:
         target = resolve_inside(out, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
-    report_path = out / REPORT
-    report_path.parent.mkdir(exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_report((out / REPORT).parent, report, render_html)
     return out
+
+
+def write_report(directory: Path, report: dict, render_html: Callable[[dict], str] | None = None) -> Path:
+    """``report.json`` and, given a renderer, ``report.html`` in ``directory``; the page's path
+    (or the JSON's)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if render_html is None:
+        return directory / "report.json"
+    page = directory / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    return page

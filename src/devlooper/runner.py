@@ -41,6 +41,7 @@ CONTEXT_KEY = "devlooper_context"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 Update = Callable[[str, dict[str, Any]], None]
+Custom = Callable[[dict[str, Any]], None]  # a custom stream event (devlooper.events): step and model-call progress
 # The question an interrupt carries -> a person's answer, or None to leave the run paused.
 Ask = Callable[[dict[str, Any]], Any]
 
@@ -144,8 +145,12 @@ async def _drive(
     ctx: Context,
     on_update: Update | None,
     ask: Ask | None = None,
+    on_custom: Custom | None = None,
 ) -> dict[str, Any]:
     """Stream the graph to its end (or to a pause nobody answers); return the final state.
+
+    ``on_update`` gets each step's update as it ends, ``on_custom`` the custom
+    progress events (a step starts, a model call starts and ends) as they happen.
 
     When the graph pauses with ``interrupt()`` (``Context.interactive``), ``ask``
     gets the question and its answer resumes the run with ``Command(resume=...)``;
@@ -159,7 +164,12 @@ async def _drive(
     try:
         while True:
             question = None
-            async for chunk in graph.astream(payload, config, context=ctx, stream_mode="updates", durability="sync"):
+            modes = ["updates", "custom"]
+            async for mode, chunk in graph.astream(payload, config, context=ctx, stream_mode=modes, durability="sync"):
+                if mode == "custom":
+                    if on_custom:
+                        on_custom(chunk)
+                    continue
                 for node, update in chunk.items():
                     if node == "__interrupt__":
                         question = update[0].value
@@ -196,6 +206,7 @@ async def run(
     ask: Ask | None = None,
     callbacks: list[Any] | None = None,
     project_files: dict[str, str] | None = None,
+    on_custom: Custom | None = None,
 ) -> dict[str, Any]:
     """Run a new thread to its end and return the final state (plus ``thread_id``).
 
@@ -220,7 +231,7 @@ async def run(
             )
         config = _config(thread_id, context, callbacks=callbacks)
         with local_caller():  # the machine's user's run: its paths are not confined (server_root)
-            return await _drive(graph, payload, config, context, on_update, ask)
+            return await _drive(graph, payload, config, context, on_update, ask, on_custom)
 
 
 async def resume(
@@ -232,6 +243,7 @@ async def resume(
     prepare: Callable[[Context], Context] | None = None,
     ask: Ask | None = None,
     callbacks: list[Any] | None = None,
+    on_custom: Custom | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Continue ``thread_id`` from its last checkpoint, or fork it from ``checkpoint_id``.
@@ -265,7 +277,7 @@ async def resume(
         # checkpoint to a plain resume.
         config = _config(thread_id, ctx, checkpoint_id, callbacks)
         with local_caller():
-            return await _drive(graph, None, config, ctx, on_update, ask)
+            return await _drive(graph, None, config, ctx, on_update, ask, on_custom)
 
 
 async def _before_budget_stop(graph: CompiledStateGraph, thread_id: str, ctx: Context, final: StateSnapshot) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Literal
 
+from pydantic import Field
 from typing_extensions import NotRequired, TypedDict
 
 from . import budgets
@@ -195,11 +196,27 @@ class Decision(TypedDict):
 class InputState(TypedDict):
     """What a user gives: Studio shows exactly these fields as the input form."""
 
-    prompt: str
-    template: NotRequired[str]
+    prompt: Annotated[
+        str,
+        Field(description="What to build, in words: the program, its behaviour, and what its tests should check."),
+    ]
+    template: NotRequired[
+        Annotated[
+            str,
+            Field(
+                description="Environment template: python, react, rust, or the path of a user template "
+                "(.toml file or folder). Default: DEVLOOPER_TEMPLATE on the server, else python."
+            ),
+        ]
+    ]
     # Improve mode: the files of an existing project (path -> text) to start from instead
     # of generating one; its tests run first, then the loop carries out ``prompt``.
-    project_files: NotRequired[dict[str, str]]
+    project_files: NotRequired[
+        Annotated[
+            dict[str, str],
+            Field(description="Improve mode: an existing project's files (path -> text) to start from."),
+        ]
+    ]
 
 
 class OutputState(TypedDict):
@@ -210,6 +227,9 @@ class OutputState(TypedDict):
     iteration: int
     files: dict[str, str]
     report: dict
+    # What the last step did, bounded (devlooper.events): a server streams updates
+    # filtered to these keys, so this is what a client sees of each step.
+    event: dict
 
 
 class State(InputState):
@@ -242,3 +262,4 @@ class State(InputState):
     fingerprints: Annotated[list[Fingerprint], operator.add]
     loop_events: Annotated[list[LoopEvent], operator.add]
     best: Best
+    event: dict  # what the last step did (devlooper.events); in the output schema, so servers stream it

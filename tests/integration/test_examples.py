@@ -50,10 +50,12 @@ def test_stream_progress(tmp_path: Path, mode: str):
     lines = done.stdout.splitlines()
     assert lines[-1] == "passed: tests pass after 2 iteration(s)"
     if mode == "updates":
-        assert [line.split()[0] for line in lines[:-1]] == [
+        steps = [line for line in lines[:-1] if not line.startswith("  ...")]
+        assert [line.split()[0] for line in steps] == [
             "design", "generate", "test", "diagnose", "plan", "apply", "test", "finish",
         ]
-        assert "#1: exit 1, 3 passed, 1 failed" in lines[2]
+        assert "#1: exit 1, 3 passed, 1 failed (tests/" in steps[2]
+        assert "  ...      waiting for diagnose:1" in lines
     else:
         assert "model diagnose:1" in lines and "model fix_file:1:slugify.py" in lines
         starts = [line.split()[1] for line in lines if line.startswith("start ")]

@@ -74,3 +74,31 @@ async def test_an_unreachable_postgres_is_a_config_error():
 
     with pytest.raises(ConfigError, match="cannot connect to the Postgres checkpoint database"):
         await history("x", db=f"postgresql://nobody@127.0.0.1:{_free_port()}/none?connect_timeout=3")
+
+
+async def test_runs_lists_the_postgres_threads_newest_first_and_reports_a_crashed_one(postgres: str, tmp_path: Path):
+    from devlooper.archive import list_runs, rebuild_report
+    from devlooper.errors import CassetteError
+
+    crashing = {k: v for k, v in SCRIPT.items() if not k.startswith("fix_file")}  # fails inside apply
+    with pytest.raises(CassetteError):
+        await run("an adder that crashes", Context(chat_model=ReplayChatModel.from_replies(crashing)),
+                  thread_id="pg-crash", db=postgres)
+    await run("a finished adder", Context(chat_model=ReplayChatModel.from_replies(SCRIPT)), thread_id="pg-done", db=postgres)
+
+    rows = await list_runs(postgres)
+    assert [r["started"] for r in rows] == sorted((r["started"] for r in rows), reverse=True)
+    by_id = {r["thread_id"]: r for r in rows}
+    assert rows[0]["thread_id"] == "pg-done" and rows[1]["thread_id"] == "pg-crash"
+    assert (by_id["pg-done"]["status"], by_id["pg-done"]["iterations"]) == ("passed", 2)
+    assert by_id["pg-done"]["prompt"] == "a finished adder" and by_id["pg-done"]["template"] == "python"
+    assert (by_id["pg-crash"]["status"], by_id["pg-crash"]["iterations"]) == ("unfinished", 1)
+
+    page = await rebuild_report("pg-crash", db=postgres, out=tmp_path / "report")
+    report = json.loads((page.parent / "report.json").read_text())
+    assert report["status"] == "unfinished" and report["timeline"][1]["diagnosis"] == "add subtracts"
+
+    listed = subprocess.run([sys.executable, "-m", "devlooper", "runs", "--db", postgres, "--json"],
+                            capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["thread_id"] for line in listed.stdout.splitlines()][:2] == ["pg-done", "pg-crash"]

@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[str
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
         "DEVLOOPER_SERVER_ROOT": str(root),
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "1",
@@ -110,9 +110,13 @@ async def test_schemas_give_studio_its_forms(server: str):
     assert {"status", "reason", "files", "report"} <= set(schemas["output_schema"]["properties"])
     assert {"files", "layers", "test_runs", "edits"} <= set(schemas["state_schema"]["properties"])
     context = schemas["context_schema"]["properties"]
-    for name in ("model", "sandbox", "template", "max_iterations", "test_timeout", "output_dir"):
+    for name in ("model", "sandbox", "max_iterations", "test_timeout", "output_dir"):
         assert context[name].get("description"), name
     assert context["max_iterations"]["default"] == 10
+    # Studio's forms: every input described, the template in one place (the input), and
+    # no field a form cannot fill (a chat model object is Python-only).
+    assert all(field.get("description") for field in inputs["properties"].values()), inputs
+    assert "template" not in context and "chat_model" not in context
 
 
 def write_cassette(tmp_path: Path, script: dict) -> Path:
@@ -128,7 +132,7 @@ async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Pa
     client = langgraph_sdk.get_client(url=server)
     thread = await client.threads.create()
     out = root / "runs" / thread["thread_id"]  # a client's relative output_dir lands under the root
-    nodes = []
+    nodes, updates, custom = [], [], []
     async for part in client.runs.stream(
         thread["thread_id"],
         "devlooper",
@@ -137,12 +141,44 @@ async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Pa
             "model": f"replay:{cassette}", "output_dir": f"runs/{thread['thread_id']}", "max_iterations": 4,
             "record": f"runs/{thread['thread_id']}.json",
         },
-        stream_mode="updates",
+        stream_mode=["updates", "custom"],
     ):
         assert part.event != "error", part.data
         if part.event == "updates":
             nodes += list(part.data)
+            updates.append(part.data)
+        elif part.event == "custom":
+            custom.append(part.data)
     assert nodes == ["design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+
+    # The updates say what happened (not only get_state): the failing tests, the diagnosis, the plan.
+    steps = [(node, data["event"]) for u in updates for node, data in u.items()]
+    first_test = steps[2][1]
+    assert [f["name"] for f in first_test["failing"]] == ["tests/test_adder.py::test_add"]
+    assert (first_test["passed"], first_test["failed"]) == (1, 1)
+    assert steps[3][1]["diagnosis"] == "add subtracts" and steps[4][1]["summary"] == FIX["summary"]
+    assert "+    return a + b" in steps[5][1]["edits"][0]["diff"]
+    # Custom events: each model call as it starts and ends, each step as it starts.
+    calls = [(c["event"], c["key"]) for c in custom if c["event"].startswith("model_")]
+    assert calls.index(("model_start", "diagnose:1")) < calls.index(("model_end", "diagnose:1"))
+    assert [c["node"] for c in custom if c["event"] == "step_start"] == nodes
+
+    # `devlooper run --json` prints the same events, one per line.
+    local = subprocess.run(
+        [sys.executable, "-m", "devlooper", "run", "an adder", "--model", f"replay:{cassette}", "--json",
+         "--max-iterations", "4", "--db", str(tmp_path / "db.sqlite")],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])},
+    )
+    assert local.returncode == 0, local.stderr
+    printed = [json.loads(line) for line in local.stdout.splitlines()]
+    local_updates = [e["data"] for e in printed if e["event"] == "updates"]
+    assert [set(u[node]) for u in local_updates for node in u] == [set(u[node]) for u in updates for node in u]
+    assert [comparable_event(data["event"]) for u in local_updates for data in u.values()] == [
+        comparable_event(e) for _, e in steps
+    ]
+    local_custom = [e["data"] for e in printed if e["event"] == "custom"]
+    assert sorted(map(comparable_event, local_custom), key=repr) == sorted(map(comparable_event, custom), key=repr)
 
     state = await client.threads.get_state(thread["thread_id"])
     values = state["values"]
@@ -160,6 +196,25 @@ async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Pa
 
     history = await client.threads.get_history(thread["thread_id"], limit=50)
     assert len(history) >= 8  # a checkpoint per step, kept by the server's own persistence
+
+
+def comparable_event(event: dict) -> dict:
+    """An event without what differs between two runs of the same script (clocks, paths)."""
+    if not isinstance(event, dict):
+        return event
+    return {
+        k: comparable_event(v) if isinstance(v, dict) else [comparable_event(x) for x in v] if isinstance(v, list) else v
+        for k, v in event.items()
+        if k not in ("seconds", "duration", "tail", "output")
+    }
+
+
+async def test_a_missing_key_reaches_the_client_as_its_message(server: str):
+    client = langgraph_sdk.get_client(url=server)
+    error = await refusal(client, {"model": "openai:gpt-4o-mini"})
+    assert error["error"] == "ConfigError", error
+    assert error["message"].startswith("OPENAI_API_KEY is not set in the server's environment"), error
+    assert "--" not in error["message"]  # a client has no command line
 
 
 async def refusal(client, context: dict) -> dict:

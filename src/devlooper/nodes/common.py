@@ -12,6 +12,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
 
+from .. import events
 from ..context import Context, with_settings
 from ..models import Recorder, load_chat_model, recorder_for
 from ..sandboxes import sandbox_class
@@ -106,12 +107,14 @@ async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = 
 
 
 def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:
-    """Add the node's wall-clock seconds to ``timings[name]`` in its update."""
+    """Add the node's wall-clock seconds to ``timings[name]`` in its update, and its
+    step event (:mod:`devlooper.events`); announce its start as a custom event."""
 
     def wrap(fn: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
         @functools.wraps(fn)
         async def node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             started = time.monotonic()
+            events.step_start(name, state)
             try:
                 runtime = await settled(runtime, state)
                 update = await fn(state, runtime)
@@ -122,7 +125,10 @@ def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[...,
                 if state.get("run_id"):
                     await release(state["run_id"])
                 raise
-            update["timings"] = {name: time.monotonic() - started}
+            seconds = time.monotonic() - started
+            update["timings"] = {name: seconds}
+            # What the step did, small enough for every streamed update (events.py).
+            update["event"] = events.step_event(name, state, update, seconds)
             return update
 
         return node

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from langgraph.config import get_config
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.runtime import Runtime
 
 from ..context import Context
 from ..loops import restore_best
 from ..manifest import build_manifest
 from ..output import write_output
+from ..report import README, branch_events, has_readme, iterations, project_readme, render_html, state_events
 from ..sandboxes.pool import release
 from ..state import State
 from ..usage import budget_exceeded, summary
@@ -31,15 +33,20 @@ def outcome(state: State, ctx: Context) -> tuple[str, str]:
     )
 
 
-def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
-    thread_id = (get_config().get("configurable") or {}).get("thread_id")
+def build_report(
+    state: State, ctx: Context, status: str, reason: str, steps: list[dict] | None = None, thread_id: str | None = None
+) -> dict:
+    """The report's data. ``steps`` are the run's step events (report.timeline); without
+    them the iterations are told from the state alone."""
+    if thread_id is None:
+        thread_id = (get_config().get("configurable") or {}).get("thread_id")
     plans = {p["iteration"]: p for p in state.get("plans", [])}
     return {
         "status": status,
         "reason": reason,
-        "iterations": state["iteration"],
+        "iterations": state.get("iteration", 0),
         "thread_id": thread_id,
-        "prompt": state["prompt"],
+        "prompt": state.get("prompt", ""),
         "template": state.get("template"),
         "model": ctx.model if ctx.chat_model is None else type(ctx.chat_model).__name__,
         "sandbox": ctx.sandbox,
@@ -76,6 +83,9 @@ def build_report(state: State, ctx: Context, status: str, reason: str) -> dict:
         "usage": summary(state.get("usage", {}), ctx.model, ctx.prices),
         "timings": {node: round(seconds, 3) for node, seconds in state.get("timings", {}).items()},
         "files": sorted(state.get("files", {})),
+        # Per iteration: the test summary with the failing tests, the diagnosis, the plan,
+        # the diffs, the commands with their (bounded) output, tokens and seconds.
+        "timeline": iterations(steps if steps else state_events(state)),
     }
 
 
@@ -88,7 +98,13 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
     manifest = await build_manifest(box, template_of(state, ctx), kept.get("files", {}))
     await release(state["run_id"])
     files = {**kept.get("files", {}), **manifest}
-    report = build_report({**state, "files": files}, ctx, status, reason)
+    if not has_readme(files):  # the output stands alone for a person too
+        notes = (state.get("project") or {}).get("notes", "")
+        # Off the event loop: the README's template is read from the package on first use.
+        files[README] = await asyncio.to_thread(
+            project_readme, state["prompt"], template_of(state, ctx), notes, status, reason
+        )
+    report = build_report({**state, "files": files}, ctx, status, reason, await run_steps(state))
     if kept is not state:
         best = state["best"]
         # The output holds the best iteration, not the last: say so, and that its tests fail.
@@ -102,11 +118,28 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
     else:
         report["output"] = {"iteration": state["iteration"], "tests_pass": status == "passed"}
     if ctx.output_dir:
-        await asyncio.to_thread(write_output, ctx.output_dir, files, report)
+        await asyncio.to_thread(write_output, ctx.output_dir, files, report, render_html)
     # The state's files end as what was written (a server user gets them back
     # without an output directory): the manifest, and with --keep-best the best files.
     gone = {path: None for path in state.get("files", {}) if path not in files}
-    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": report}
+    # The state's report leaves out the timeline (tens of KiB per iteration, and the last
+    # checkpoint holds the whole state): it is in report.json, and `devlooper report`
+    # rebuilds it from the checkpoints' step events.
+    kept_report = {k: v for k, v in report.items() if k != "timeline"}
+    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": kept_report}
+
+
+async def run_steps(state: State) -> list[dict]:
+    """This run's step events, from its checkpoints (report.timeline); empty without a
+    checkpointer, or for a run whose older checkpoints predate step events."""
+    configurable = get_config().get("configurable") or {}
+    saver = configurable.get(CONFIG_KEY_CHECKPOINTER)
+    if saver is None or not configurable.get("thread_id"):
+        return []
+    steps = await branch_events(saver, configurable["thread_id"])
+    if state.get("event") and (not steps or steps[-1] != state["event"]):
+        steps.append(state["event"])  # the last step's checkpoint may still be on its way (async durability)
+    return steps if any(e.get("node") == "test" for e in steps) else []
 
 
 def kept_state(state: State, ctx: Context, status: str) -> State:

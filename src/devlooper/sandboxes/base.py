@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 Kill = Literal["timeout", "memory", "cpu", "processes", "file_size", "signal"]
 
 
-class SandboxError(DevlooperError):
-    """The sandbox itself failed (not the code running in it)."""
+class SandboxError(DevlooperError, RuntimeError):
+    """The sandbox itself failed (not the code running in it). Also a RuntimeError: a
+    LangGraph server sends a RuntimeError's message to its client (the reason a sandbox
+    could not start), where it hides other exceptions' behind "An internal error occurred"."""
 
 
 class SandboxStartupError(SandboxError):

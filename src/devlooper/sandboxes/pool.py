@@ -16,6 +16,7 @@ free each other's sandboxes; ``release_all`` is for process exit and tests.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from contextvars import ContextVar, Token
 
 from ..layers import Layer
@@ -81,7 +82,27 @@ def live(run_id: str) -> Sandbox | None:
 async def release(run_id: str) -> None:
     box = _live.pop(run_id, None)
     if box is not None:
-        await box.close()
+        await _uncancellable(box.close())
+
+
+async def _uncancellable(closing: Awaitable[None]) -> None:
+    """Run ``closing`` to its end even when cancelled meanwhile, then pass the cancel on.
+
+    A stopped run's tasks are cancelled more than once (the graph's runner cancels
+    its steps, ``asyncio.run`` cancels every task on the way out): a second cancel
+    must not cut short the removal of a sandbox that the first one started."""
+    task = asyncio.ensure_future(closing)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def claim() -> Token:

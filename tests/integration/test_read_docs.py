@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_scripted
-from tests.integration.test_template_rust import USES_HELPER, make_crate, replies as rust_replies
+from tests.integration.test_template_rust import USES_HELPER, declaring, make_crate, replies as rust_replies
 
 PY_PLAN = {
     "notes": "one module",
@@ -109,7 +109,7 @@ async def test_rust_read_docs_gives_the_crate_source_and_doc_comments(tmp_path: 
     helper = make_crate(
         tmp_path / "crates", "helper", "//! Small arithmetic helpers.\n\n/// Multiplies two numbers.\npub fn times(a: u32, b: u32) -> u32 {\n    a * b\n}\n"
     )
-    install = {"kind": "install", "packages": ["--path", str(helper)]}
+    install = {"kind": "install", "packages": ["helper"]}  # declared in the template: a host path
     replies = rust_replies(
         USES_HELPER.replace("helper::times(w, h)", "helper::times(w, w)"),  # still wrong once helper is there
         **{
@@ -119,7 +119,8 @@ async def test_rust_read_docs_gives_the_crate_source_and_doc_comments(tmp_path: 
             "fix_file:2:src/lib.rs": USES_HELPER,
         },
     )
-    state, docs, seen = await _run(replies, "rust", output_dir)
+    template = str(declaring(tmp_path, "rust-helper", helper=helper))
+    state, docs, seen = await _run(replies, template, output_dir)
     assert docs["ok"], docs["output"]
     assert "helper 0.2.0 (installed" in docs["output"]
     assert "/// Multiplies two numbers." in docs["output"] and "pub fn times(a: u32, b: u32)" in docs["output"]

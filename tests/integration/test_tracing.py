@@ -59,8 +59,9 @@ async def test_nodes_and_model_calls_carry_names_tags_and_metadata(tmp_path):
     assert "devlooper" in roots[0]["tags"] and roots[0]["metadata"]["thread_id"] == "traced"
 
     steps = [r for r in runs.runs.values() if r["kind"] == "chain" and r["parent"] in runs.runs
-             and runs.runs[r["parent"]]["name"] == "devlooper" and not r["name"].startswith("route")]
-    assert [s["name"] for s in steps] == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+             and runs.runs[r["parent"]]["name"] == "devlooper" and not r["name"].startswith("route")
+             and r["name"] != "__start__"]  # LangGraph's own step: the graph branches at its start
+    assert [s["name"] for s in steps] == ["design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
     for step in steps:
         assert step["metadata"]["langgraph_node"] == step["name"]
         assert "devlooper" in step["tags"] and "sandbox:local" in step["tags"]
@@ -69,7 +70,7 @@ async def test_nodes_and_model_calls_carry_names_tags_and_metadata(tmp_path):
     keys = sorted(r["metadata"]["devlooper_call"] for r in calls.values())
     assert keys == ["diagnose:1", "fix_file:1:adder.py", "generate_file:adder.py",
                     "generate_file:tests/test_adder.py", "plan:1", "plan_project"]
-    expected_node = {"plan_project": "generate", "generate_file": "generate", "diagnose": "diagnose",
+    expected_node = {"plan_project": "design", "generate_file": "generate", "diagnose": "diagnose",
                      "plan": "plan", "fix_file": "apply"}
     for run_id, call in calls.items():
         step = call["metadata"]["devlooper_call"].split(":", 1)[0]

@@ -49,6 +49,7 @@ class ExecResult:
     truncated: bool = False
     dropped: int = 0  # bytes dropped from the middle of stdout and stderr
     duration: float = 0.0
+    reused: bool = False  # an environment step that did not run: its cached result stands in for it
 
     @property
     def ok(self) -> bool:

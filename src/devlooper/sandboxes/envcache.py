@@ -84,11 +84,18 @@ class EnvCache:
             os.close(fd)  # closing the descriptor releases the lock
 
     def publish(
-        self, scratch: Path, key: str, template: str, layers: Sequence[Layer], changes: dict | None = None
+        self,
+        scratch: Path,
+        key: str,
+        template: str,
+        layers: Sequence[Layer],
+        changes: dict | None = None,
+        output: dict | None = None,
     ) -> Path:
         """Move a finished build into place, then write its metadata beside it (the
         caller holds the lock of ``key``). ``changes`` are the workspace changes of a
-        command layer, replayed when the entry is reused."""
+        command layer, replayed when the entry is reused; ``output`` is what its step
+        printed (bounded), given again on reuse so that a warm cache reads as a cold one."""
         final = self.path(key)
         if final.exists():  # an entry without metadata: a crash between the two steps
             remove_tree(final)
@@ -98,6 +105,7 @@ class EnvCache:
             "layers": [{"kind": x["kind"], "spec": x["spec"], **({"workspace": x["workspace"]} if "workspace" in x else {})} for x in layers],
             "size": tree_size(final),
             "changes": changes,
+            "output": output,
         }
         write_nofollow(self.root, f"{key}.json", json.dumps(info).encode())
         return final

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..bounded import clip
 from ..layers import Layer
 from ..paths import UnsafePathError, normalize
 from . import runtimes, workspace
@@ -54,6 +55,7 @@ CHANGES_CAP = 8_000_000  # bytes of text a command layer's workspace changes may
 KEY_VERSION = "2"  # bumped when what a key means changes: old entries are never taken for new ones
 SHARED_CACHES = ("pip", "npm")  # download caches: shared by installs, private to everything else
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle of the system's trusted CAs
+REUSED_OUTPUT = 8_000  # characters of a layer step's output kept with its entry, given again on reuse
 LOCAL_PACKAGE_CAP = 50_000_000  # bytes of a declared local package hashed for the cache key
 
 
@@ -397,10 +399,9 @@ class LocalSandbox(Sandbox):
         assert self.cache is not None
         key = self._key(layers)
         final = self.cache.path(key)
-        reused = ExecResult(0, stdout="(environment reused from cache)")
         if await asyncio.to_thread(self._usable, key):
             await asyncio.to_thread(self.cache.touch, key)
-            return final, reused, True
+            return final, await asyncio.to_thread(self._reused, key), True
         prefix: Path | None = None
         if layers:
             prefix, result, _ = await self._ensure_env(layers[:-1], timeout=timeout)
@@ -409,7 +410,7 @@ class LocalSandbox(Sandbox):
         async with self.cache.locked(key):
             if await asyncio.to_thread(self._usable, key):  # a concurrent run built it while we waited
                 await asyncio.to_thread(self.cache.touch, key)
-                return final, reused, True
+                return final, await asyncio.to_thread(self._reused, key), True
             scratch = self.cache.scratch()
             changes = None
             try:
@@ -427,7 +428,10 @@ class LocalSandbox(Sandbox):
                         return None, result, False
                 if self.strategy.relocates:  # point the scripts at the final path before anyone can see it
                     await asyncio.to_thread(relocate, scratch, scratch, final)
-                await asyncio.to_thread(self.cache.publish, scratch, key, self.template.name, layers, changes)
+                output = {"stdout": clip(result.stdout, REUSED_OUTPUT)[0], "stderr": clip(result.stderr, REUSED_OUTPUT)[0]}
+                await asyncio.to_thread(
+                    self.cache.publish, scratch, key, self.template.name, layers, changes, output
+                )
             except BaseException:
                 await asyncio.to_thread(remove_tree, scratch)
                 raise
@@ -435,6 +439,14 @@ class LocalSandbox(Sandbox):
         keep = {key, *([self.env_key] if self.env_key else [])}
         await asyncio.to_thread(self.cache.prune, self.settings.cache_max_mb * MB, keep)
         return final, result, False
+
+    def _reused(self, key: str) -> ExecResult:
+        """The result of a step whose environment is reused: what the step printed when it
+        ran, so the model (and the report) read the same on a warm cache as on a cold one."""
+        output = self.cache.info(key).get("output") if self.cache else None
+        if not isinstance(output, dict):
+            return ExecResult(0, reused=True)
+        return ExecResult(0, stdout=str(output.get("stdout", "")), stderr=str(output.get("stderr", "")), reused=True)
 
     async def _layer_step(self, scratch: Path, layer: Layer, timeout: float) -> tuple[ExecResult, dict | bool | None]:
         """Run one layer on ``scratch``: an install against an empty workspace with the shared

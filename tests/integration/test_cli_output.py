@@ -82,9 +82,9 @@ def test_json_prints_the_events_of_the_run_one_per_line(tmp_path: Path):
     assert events[0] == {"event": "metadata", "data": {"thread_id": "t-cli"}}
     assert events[-1]["event"] == "result" and events[-1]["data"]["status"] == "passed"
     updates = [(node, data) for e in events if e["event"] == "updates" for node, data in e["data"].items()]
-    assert [node for node, _ in updates] == ["generate", "test", "diagnose", "plan", "apply", "test", "finish"]
+    assert [node for node, _ in updates] == ["design", "generate", "test", "diagnose", "plan", "apply", "test", "finish"]
     steps = {node: data["event"] for node, data in updates if node != "test"}
-    first_test = updates[1][1]["event"]
+    first_test = updates[2][1]["event"]
     assert [f["name"] for f in first_test["failing"]] == ["tests/test_adder.py::test_add"]
     assert steps["diagnose"]["diagnosis"] == DIAGNOSIS and steps["plan"]["summary"] == FIX["summary"]
     assert "+    return a + b" in steps["apply"]["edits"][0]["diff"]
@@ -92,7 +92,7 @@ def test_json_prints_the_events_of_the_run_one_per_line(tmp_path: Path):
     model = [(c["event"], c["key"]) for c in custom if c["event"].startswith("model_")]
     assert ("model_start", "diagnose:1") in model and ("model_end", "diagnose:1") in model
     assert model.index(("model_start", "diagnose:1")) < model.index(("model_end", "diagnose:1"))
-    assert [c["node"] for c in custom if c["event"] == "step_start"][:3] == ["generate", "test", "diagnose"]
+    assert [c["node"] for c in custom if c["event"] == "step_start"][:4] == ["design", "generate", "test", "diagnose"]
 
     # The same thread is listed and its report rebuilt from the checkpoints.
     listed = subprocess.run([sys.executable, "-m", "devlooper", "runs", "--json", "--db", str(tmp_path / "db.sqlite")],

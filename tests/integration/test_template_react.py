@@ -99,8 +99,8 @@ async def test_green_at_the_first_try(isolation: str, output_dir: Path):
     # node_modules stays in the environment.
     written = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
     assert written == [
-        ".devlooper/report.json", "babel.config.js", "jest.config.js", "jest.file-stub.js", "package-lock.json", "package.json",
-        "src/Counter.jsx", "src/Counter.test.jsx",
+        ".devlooper/report.html", ".devlooper/report.json", "README.md", "babel.config.js", "jest.config.js",
+        "jest.file-stub.js", "package-lock.json", "package.json", "src/Counter.jsx", "src/Counter.test.jsx",
     ]
     package = json.loads((output_dir / "package.json").read_text())
     assert package["scripts"]["test"] == "jest"

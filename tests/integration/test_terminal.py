@@ -85,7 +85,7 @@ def test_approve_then_ctrl_c_at_a_prompt_then_resume(tmp_path: Path):
     term.send("\r")  # Enter approves
     term.expect("guidance>")  # the loop detector gave up at run 5
     term.send("\x03")  # Ctrl-C, once
-    code = term.wait(timeout=15)  # exits at once, without waiting for Enter
+    code = term.wait(timeout=30)  # exits without waiting for Enter (which would hang it for good)
     assert code == 130, term.screen
     assert "interrupted; the run is checkpointed" in term.screen
     assert f"devlooper resume tty --db {db}" in term.screen.replace("\n", "")

@@ -69,7 +69,13 @@ def _config(exercise: Path) -> dict[str, list[str]]:
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict) or not files.get("solution") or not files.get("test"):
         raise ConfigError(f"exercise {exercise}: .meta/config.json has no files.solution and files.test")
-    return {k: [str(v) for v in files.get(k) or []] for k in ("solution", "test", "example")}
+    named = {k: [str(v) for v in files.get(k) or []] for k in ("solution", "test", "example")}
+    for rel in (*named["solution"], *named["test"]):
+        try:
+            normalize(rel)
+        except UnsafePathError as exc:
+            raise ConfigError(f"exercise {exercise}: .meta/config.json names {rel!r}: {exc}") from None
+    return named
 
 
 def _instructions(exercise: Path) -> str:

@@ -32,7 +32,7 @@ def table(results: BenchResults) -> str:
         rows.append((t.name, t.template, VERDICT_LABELS[t.verdict], t.status or "error", str(t.iterations),
                      f"{t.wall_seconds:.1f}", _tokens(t), _cost(t.cost_usd)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     s = results.totals
@@ -58,7 +58,7 @@ def comparison_table(c: Comparison) -> str:
         rows.append((d.name, VERDICT_LABELS.get(d.a, "-") if d.a else "-", VERDICT_LABELS.get(d.b, "-") if d.b else "-",
                      d.change, _arrow(d.iterations), _arrow(d.tokens)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines += [
         "",

@@ -31,10 +31,12 @@ from ..runner import open_saver, resume, run
 from ..templates.base import EnvTemplate
 from ..templates import get_template
 from .acceptance import run_acceptance
+from .render import html
 from .results import AcceptanceResult, BenchResults, TaskResult, load_results, save_results, totals_of
 from .suite import Suite, Task
 
 RESULTS_FILE = "results.json"
+PAGE_FILE = "results.html"
 DB_FILE = "checkpoints.sqlite"
 REPLAY = "replay"  # --model replay: each task answers from its own cassette
 DEFAULT_ITERATIONS = 10
@@ -110,6 +112,15 @@ def _open(suite: Suite, settings: BenchSettings) -> BenchResults:
     )
 
 
+def _save(settings: BenchSettings, results: BenchResults) -> None:
+    """results.json, then the page from it: both always show every task finished so far."""
+    save_results(settings.out / RESULTS_FILE, results)
+    page = settings.out / PAGE_FILE
+    tmp = page.with_suffix(".html.tmp")
+    tmp.write_text(html(results), encoding="utf-8")
+    tmp.replace(page)
+
+
 async def _thread_exists(db: str, thread_id: str) -> bool:
     async with open_saver(db) as saver:
         return await saver.aget_tuple({"configurable": {"thread_id": thread_id}}) is not None
@@ -171,13 +182,12 @@ async def run_bench(
     for task in suite.tasks:
         task_context(task, settings)  # a task that cannot run (no cassette) fails the bench before any work
     results = _open(suite, settings)
-    path = settings.out / RESULTS_FILE
     done = {t.name for t in results.tasks if t.verdict != "error"}
     todo = [t for t in suite.tasks if t.name not in done]
     for task in todo:
         results.threads.setdefault(task.name, uuid.uuid4().hex)
     results.finished_at = None
-    save_results(path, results)
+    _save(settings, results)
     lock = asyncio.Lock()
     limit = asyncio.Semaphore(settings.concurrency)
 
@@ -186,7 +196,7 @@ async def run_bench(
             result = await run_task(task, settings, results.threads[task.name])
         async with lock:
             results.tasks = [t for t in results.tasks if t.name != task.name] + [result]
-            save_results(path, results)
+            _save(settings, results)
         if on_task:
             on_task(result)
 
@@ -194,5 +204,5 @@ async def run_bench(
     order = {t.name: i for i, t in enumerate(suite.tasks)}
     results.tasks.sort(key=lambda t: order.get(t.name, len(order)))
     results.finished_at = _now()
-    save_results(path, results)
+    _save(settings, results)
     return results

@@ -91,7 +91,10 @@ def load_task(folder: str | Path) -> Task:
         raise ConfigError(f"{where}: {TASK_FILE} must name its template (template = \"python\")")
     if template.startswith("."):  # a user template next to the suite: resolved from the task's folder
         template = str((folder / template).resolve())
-    get_template(template)  # an unknown template or a broken user template fails here, not mid-bench
+    try:
+        get_template(template)  # an unknown template or a broken user template fails here, not mid-bench
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     limit = meta.get("max_iterations")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ConfigError(f"{where}: max_iterations must be a whole number of at least 1")

@@ -53,9 +53,11 @@ def test_the_bundled_suite_runs_offline_and_baseline_shows_the_loops_gain(tmp_pa
     # Gives up, and its output fails the hidden tests too.
     assert by_name["wordfreq"]["status"] == "gave_up" and by_name["wordfreq"]["verdict"] == "failed"
     assert by_name["fizzbuzz_rust"]["verdict"] == "accepted"
-    assert results["totals"]["accepted"] == 2 and results["totals"]["hidden_tests_fail"] == 1
+    # Improve mode: the task's starting project is repaired.
+    assert by_name["stats_improve"]["verdict"] == "accepted" and by_name["stats_improve"]["iterations"] == 2
+    assert results["totals"]["accepted"] == 3 and results["totals"]["hidden_tests_fail"] == 1
     assert all(t["input_tokens"] > 0 and t["calls"] > 0 for t in results["tasks"])
-    assert "own tests pass, hidden fail" in loop.stdout and "accepted 2/4" in loop.stdout
+    assert "own tests pass, hidden fail" in loop.stdout and "accepted 3/5" in loop.stdout
     page = (tmp_path / "loop" / "results.html").read_text()
     assert 'data-task="roman" data-verdict="hidden_tests_fail"' in page and "<script" not in page
     # Each output is the run's own, manifest included (what the acceptance check installed from).
@@ -67,6 +69,7 @@ def test_the_bundled_suite_runs_offline_and_baseline_shows_the_loops_gain(tmp_pa
     jsonschema_rs.validate(published_schema(), baseline)
     assert baseline["mode"] == "baseline" and all(t["iterations"] == 1 for t in baseline["tasks"])
     assert verdicts(baseline)["slugify"] == "failed"  # no repair: the first generation's bug stays
+    assert verdicts(baseline)["stats_improve"] == "failed"
     assert baseline["totals"]["accepted"] < results["totals"]["accepted"]
 
     compared = bench("compare", str(tmp_path / "base" / "results.json"), str(tmp_path / "loop" / "results.json"),

@@ -53,6 +53,7 @@ def test_the_bundled_suite_loads_with_a_cassette_per_task():
     assert len(suite.tasks) >= 3
     assert all(t.cassette is not None and t.hidden and t.prompt for t in suite.tasks)
     assert {t.template for t in suite.tasks} >= {"python", "rust"}
+    assert any(t.project for t in suite.tasks)  # an improve-mode task
 
 
 @pytest.mark.parametrize(

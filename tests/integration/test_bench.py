@@ -26,6 +26,7 @@ from devlooper.templates import get_template
 
 EXERCISM = Path(__file__).parents[1] / "fixtures" / "exercism"
 needs_cargo = pytest.mark.skipif(shutil.which("cargo") is None, reason="the rust task needs cargo")
+needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="the react task needs npm")
 
 
 def bench(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -38,10 +39,15 @@ def verdicts(results: dict) -> dict[str, str]:
 
 
 @needs_cargo
+@needs_npm
 def test_the_bundled_suite_runs_offline_and_baseline_shows_the_loops_gain(tmp_path: Path):
     loop = bench("--out", str(tmp_path / "loop"), "--concurrency", "2")
-    assert loop.returncode == 0, loop.stderr
+    assert loop.returncode == 0, loop.stderr + loop.stdout
     results = json.loads((tmp_path / "loop" / "results.json").read_text())
+    assert verdicts(results) == {
+        "fizzbuzz_rust": "accepted", "greeting_react": "accepted", "roman": "hidden_tests_fail",
+        "slugify": "accepted", "stats_improve": "accepted", "wordfreq": "failed",
+    }, loop.stdout + json.dumps([(t["name"], t["reason"], t["acceptance"]) for t in results["tasks"]])[:6000]
     jsonschema_rs.validate(published_schema(), results)  # the documented schema
     by_name = {t["name"]: t for t in results["tasks"]}
     # Repaired by the loop, and the hidden tests agree.
@@ -55,16 +61,17 @@ def test_the_bundled_suite_runs_offline_and_baseline_shows_the_loops_gain(tmp_pa
     assert by_name["fizzbuzz_rust"]["verdict"] == "accepted"
     # Improve mode: the task's starting project is repaired.
     assert by_name["stats_improve"]["verdict"] == "accepted" and by_name["stats_improve"]["iterations"] == 2
-    assert results["totals"]["accepted"] == 3 and results["totals"]["hidden_tests_fail"] == 1
+    assert by_name["greeting_react"]["verdict"] == "accepted"
+    assert results["totals"]["accepted"] == 4 and results["totals"]["hidden_tests_fail"] == 1
     assert all(t["input_tokens"] > 0 and t["calls"] > 0 for t in results["tasks"])
-    assert "own tests pass, hidden fail" in loop.stdout and "accepted 3/5" in loop.stdout
+    assert "own tests pass, hidden fail" in loop.stdout and "accepted 4/6" in loop.stdout
     page = (tmp_path / "loop" / "results.html").read_text()
     assert 'data-task="roman" data-verdict="hidden_tests_fail"' in page and "<script" not in page
     # Each output is the run's own, manifest included (what the acceptance check installed from).
     assert (tmp_path / "loop" / "outputs" / "slugify" / "requirements.txt").is_file()
 
     base = bench("--out", str(tmp_path / "base"), "--baseline")
-    assert base.returncode == 0, base.stderr
+    assert base.returncode == 0, base.stderr + base.stdout
     baseline = json.loads((tmp_path / "base" / "results.json").read_text())
     jsonschema_rs.validate(published_schema(), baseline)
     assert baseline["mode"] == "baseline" and all(t["iterations"] == 1 for t in baseline["tasks"])

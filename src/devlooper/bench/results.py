@@ -50,7 +50,9 @@ class TaskResult(Strict):
     status: str | None = Field(description="How the run ended: passed, gave_up, stuck, budget; null on error.")
     reason: str = Field(description="Why the run ended (or the error).")
     iterations: int = Field(ge=0, description="Test runs of the loop.")
-    wall_seconds: float = Field(ge=0, description="Wall time of the run and its acceptance check.")
+    wall_seconds: float = Field(
+        ge=0, description="Wall time of the run and its acceptance check, in the bench session that finished it."
+    )
     input_tokens: int = Field(ge=0)
     output_tokens: int = Field(ge=0)
     calls: int = Field(ge=0, description="Model calls.")

@@ -185,3 +185,20 @@ def test_exercism_import_refuses_to_overwrite_and_bad_exercises(tmp_path: Path):
         import_exercises(bad, tmp_path / "s2")
     with pytest.raises(ConfigError, match="no exercise"):
         import_exercises(tmp_path / "s", tmp_path / "s3")
+
+
+def test_bench_import_exercism_and_schema_on_the_command_line(tmp_path: Path, capsys):
+    assert main(["bench", "import-exercism", str(EXERCISM / "rust"), "--to", str(tmp_path / "s")]) == 0
+    assert [t.name for t in load_suite(tmp_path / "s").tasks] == ["raindrops"]
+    assert main(["bench", "import-exercism", str(EXERCISM / "rust")]) == 2  # no --to
+    assert "usage: devlooper bench import-exercism" in capsys.readouterr().err
+    assert main(["bench", "schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == published_schema()
+
+
+def test_a_suite_of_ones_own_needs_a_model_named(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.delenv("DEVLOOPER_MODEL", raising=False)
+    _task(tmp_path / "s" / "a")
+    assert main(["bench", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing ran, nothing was written

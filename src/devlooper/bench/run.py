@@ -188,6 +188,10 @@ async def run_bench(
         results.threads.setdefault(task.name, uuid.uuid4().hex)
     results.finished_at = None
     _save(settings, results)
+    # The database's tables and its WAL mode are set up once, here: runs that start
+    # together would otherwise each set them up at the same moment, on the same file.
+    async with open_saver(settings.database()):
+        pass
     lock = asyncio.Lock()
     limit = asyncio.Semaphore(settings.concurrency)
 

@@ -21,7 +21,7 @@ import pytest
 from devlooper.bench.acceptance import run_acceptance
 from devlooper.bench.exercism import import_exercises
 from devlooper.bench.results import published_schema
-from devlooper.bench.suite import load_suite
+from devlooper.bench.suite import bundled_suite, load_suite
 from devlooper.templates import get_template
 
 EXERCISM = Path(__file__).parents[1] / "fixtures" / "exercism"
@@ -153,3 +153,17 @@ def test_imported_exercism_exercises_have_hidden_tests_that_run(tmp_path: Path, 
     assert right.tests_passed == 3  # every test ran: none left skipped (xtest) or ignored (#[ignore])
     stub = asyncio.run(run_acceptance({solution: (exercise / solution).read_text()}, task.hidden, template))
     assert not stub.passed and len(stub.hidden_failures) == 3
+
+
+def test_an_output_that_skips_the_hidden_tests_is_not_accepted(tmp_path: Path):
+    task = next(t for t in load_suite(bundled_suite()).tasks if t.name == "roman")
+    own = "from roman import to_roman\n\n\ndef test_three():\n    assert to_roman(3) == 'III'\n"
+    files = {"roman.py": "def to_roman(n):\n    return 'I' * n\n", "tests/test_own.py": own}
+    template = get_template("python")
+    # Its own configuration keeps pytest away from any other test file: green, with nothing hidden run.
+    gaming = {**files, "tests/conftest.py": "collect_ignore_glob = ['test_acceptance*']\n"}
+    checked = asyncio.run(run_acceptance(gaming, task.hidden, template))
+    assert checked.exit_code == 0 and not checked.passed
+    assert checked.hidden_not_run == ["tests/test_acceptance_roman.py"]
+    honest = asyncio.run(run_acceptance(files, task.hidden, template))
+    assert honest.hidden_not_run == [] and honest.hidden_failures  # the hidden tests ran, and caught it

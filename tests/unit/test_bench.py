@@ -202,3 +202,33 @@ def test_a_suite_of_ones_own_needs_a_model_named(tmp_path: Path, capsys, monkeyp
     assert main(["bench", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2
     assert "--model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing ran, nothing was written
+
+
+# --- acceptance: every hidden test file must have run ------------------------------------
+from devlooper.bench.acceptance import hidden_not_run  # noqa: E402
+
+JUNIT = """<testsuites><testsuite>
+<testcase classname="tests.test_own" name="test_a" file="tests/test_own.py"/>
+<testcase classname="tests.test_hidden" name="test_b" file="tests/test_hidden.py">{skip}</testcase>
+</testsuite></testsuites>"""
+
+
+def test_a_hidden_file_whose_tests_were_skipped_or_never_collected_did_not_run():
+    hidden = {"tests/test_hidden.py": "", "tests/data.json": "{}"}  # data is not a test file
+    assert hidden_not_run("junit", "", JUNIT.format(skip=""), hidden) == []
+    assert hidden_not_run("junit", "", JUNIT.format(skip="<skipped/>"), hidden) == ["tests/test_hidden.py"]
+    assert hidden_not_run("junit", "", JUNIT.replace("test_hidden", "test_other").format(skip=""), hidden) == [
+        "tests/test_hidden.py"]
+    assert hidden_not_run("junit", "", None, hidden) == []  # no report: cannot tell, the exit code decides
+
+
+def test_jest_and_cargo_runs_name_the_files_that_ran():
+    jest = json.dumps({"testResults": [
+        {"name": "/tmp/x/workspace/src/a.test.jsx", "assertionResults": [{"status": "passed"}]},
+        {"name": "/tmp/x/workspace/src/b.test.jsx", "assertionResults": [{"status": "pending"}]},
+    ]})
+    assert hidden_not_run("jest", "", jest, {"src/a.test.jsx": "", "src/b.test.jsx": ""}) == ["src/b.test.jsx"]
+    cargo = ("     Running tests/acceptance.rs (target/debug/deps/acceptance-1)\n\nrunning 1 test\n"
+             "test plain ... ok\n\ntest result: ok. 1 passed\n"
+             "     Running tests/other.rs (target/debug/deps/other-1)\n\nrunning 0 tests\n\ntest result: ok. 0 passed\n")
+    assert hidden_not_run("cargo", cargo, None, {"tests/acceptance.rs": "", "tests/other.rs": ""}) == ["tests/other.rs"]

@@ -7,14 +7,19 @@ installed the way improve mode installs a project's dependencies. Nothing of
 the run's sandbox carries over, so an output that passes here stands alone.
 
 The template's whole test command runs, the model's own tests included: an
-output passes when everything passes. The failing tests that come from the
-hidden files are named apart, so a table can tell "its own tests fail" from
-"the hidden tests catch what its own tests missed".
+output passes when everything passes *and* every hidden test file ran (an output
+whose configuration skips or deselects the hidden tests, a conftest.py say, does
+not pass by running nothing). The failing tests that come from the hidden files
+are named apart, so a table can tell "its own tests fail" from "the hidden tests
+catch what its own tests missed".
 """
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from ..bounded import clip
@@ -34,6 +39,7 @@ class Acceptance:
     tests_passed: int = 0
     tests_failed: int = 0
     hidden_failures: list[str] = field(default_factory=list)  # failing tests from the hidden files
+    hidden_not_run: list[str] = field(default_factory=list)  # hidden test files none of whose tests ran
     install_ok: bool = True
     output: str = ""
     seconds: float = 0.0
@@ -42,6 +48,7 @@ class Acceptance:
         return {
             "passed": self.passed, "exit_code": self.exit_code, "tests_passed": self.tests_passed,
             "tests_failed": self.tests_failed, "hidden_failures": self.hidden_failures,
+            "hidden_not_run": self.hidden_not_run,
             "install_ok": self.install_ok, "output": self.output, "seconds": round(self.seconds, 3),
         }
 
@@ -54,6 +61,54 @@ def _from_hidden(name: str, hidden: dict[str, str]) -> bool:
         if name.startswith(path) or name.split("::", 1)[0] in (path, stem):
             return True
     return False
+
+
+# Hidden files that are test files, by runner: the others (fixtures, data) run nothing themselves.
+TEST_FILE = {
+    "junit": re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$"),
+    "jest": re.compile(r"\.(test|spec)\.[cm]?[jt]sx?$"),
+    "cargo": re.compile(r"^tests/[^/]+\.rs$"),
+}
+_CARGO_RUN = re.compile(r"^\s+Running (\S+) \(.*$", re.M)
+_CARGO_TEST = re.compile(r"^test .+ \.\.\. (ok|FAILED)\b", re.M)
+
+
+def files_that_ran(kind: str, output: str, report: str | None) -> set[str] | None:
+    """The test files at least one test of which passed or failed (not skipped), as
+    project paths; None when the runner's report cannot tell."""
+    try:
+        if kind == "junit" and report:
+            return {
+                case.get("file", "") for case in ET.fromstring(report).iter("testcase") if case.find("skipped") is None
+            }
+        if kind == "jest" and report:
+            return {
+                suite.get("name", "").split("/workspace/", 1)[-1] if "/workspace/" in suite.get("name", "")
+                else suite.get("name", "")
+                for suite in json.loads(report).get("testResults", [])
+                if any(c.get("status") in ("passed", "failed") for c in suite.get("assertionResults", []))
+            }
+        if kind == "cargo":
+            headers = list(_CARGO_RUN.finditer(output))
+            ran = set()
+            for header, following in zip(headers, [*headers[1:], None]):
+                if _CARGO_TEST.search(output, header.end(), following.start() if following else len(output)):
+                    ran.add(header.group(1))
+            return ran
+    except (ET.ParseError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def hidden_not_run(kind: str, output: str, report: str | None, hidden: dict[str, str]) -> list[str]:
+    """The hidden test files none of whose tests ran; empty when the runner cannot tell."""
+    pattern = TEST_FILE.get(kind)
+    ran = files_that_ran(kind, output, report)
+    if pattern is None or ran is None:
+        return []
+    # A junit file path may be relative to the workspace, or absolute inside it.
+    ran_paths = {p.split("/workspace/", 1)[-1].removeprefix("./") for p in ran}
+    return sorted(p for p in hidden if pattern.search(p) and p not in ran_paths and not any(r.endswith("/" + p) for r in ran))
 
 
 async def run_acceptance(
@@ -91,12 +146,14 @@ async def run_acceptance(
             except (OSError, ValueError):  # none written (the runner crashed), or not readable back
                 report = None
         parsed = parse_results(template, result.output, report)
+    not_run = hidden_not_run(template.results, result.output, report, hidden)
     return Acceptance(
-        passed=result.ok,
+        passed=result.ok and not not_run,
         exit_code=result.exit_code,
         tests_passed=parsed.passed,
         tests_failed=parsed.failed,
         hidden_failures=sorted(f["name"] for f in parsed.failures if _from_hidden(f["name"], hidden)),
+        hidden_not_run=not_run,
         output=clip(result.output, OUTPUT_KEPT)[0],
         seconds=result.duration,
     )

@@ -32,11 +32,16 @@ class Strict(BaseModel):
 
 
 class AcceptanceResult(Strict):
-    passed: bool = Field(description="The template's test command, hidden tests included, exited 0.")
+    passed: bool = Field(
+        description="The template's test command, hidden tests included, exited 0, and every hidden test file ran."
+    )
     exit_code: int | None = Field(description="Its exit code; null when the output's manifest did not install.")
     tests_passed: int = Field(ge=0)
     tests_failed: int = Field(ge=0)
     hidden_failures: list[str] = Field(description="Ids of the failing tests that come from the hidden files.")
+    hidden_not_run: list[str] = Field(
+        description="Hidden test files none of whose tests ran (skipped or deselected by the output)."
+    )
     install_ok: bool = Field(description="The output's manifest installed in the fresh sandbox.")
     output: str = Field(description="The acceptance run's output, head and tail.")
     seconds: float = Field(ge=0)

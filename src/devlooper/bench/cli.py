@@ -75,7 +75,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
         return 0
     if len(args.args) > 1:
         raise ConfigError(f"devlooper bench takes one suite folder, not {len(args.args)} arguments")
-    return asyncio.run(_bench(args, console))
+    try:
+        return asyncio.run(_bench(args, console))
+    except KeyboardInterrupt:
+        console.print("bench stopped: run the same command again to continue it (finished tasks are kept)")
+        raise
 
 
 def _compare(args: argparse.Namespace) -> int:

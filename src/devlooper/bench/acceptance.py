@@ -54,13 +54,9 @@ class Acceptance:
 
 
 def _from_hidden(name: str, hidden: dict[str, str]) -> bool:
-    """A failing test's id names its file (pytest node ids, Jest's test file paths); a
-    cargo integration test is named by its binary, the file's stem."""
-    for path in hidden:
-        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        if name.startswith(path) or name.split("::", 1)[0] in (path, stem):
-            return True
-    return False
+    """A failing test's id starts with its file's path (pytest node ids, Jest's test files,
+    cargo's test binaries); a file that failed to run at all is named by its path alone."""
+    return any(name == path or name.startswith(path + "::") for path in hidden)
 
 
 # Hidden files that are test files, by runner: the others (fixtures, data) run nothing themselves.

@@ -99,7 +99,8 @@ def load_task(folder: str | Path) -> Task:
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ConfigError(f"{where}: max_iterations must be a whole number of at least 1")
     prompt_path = folder / PROMPT_FILE
-    if not prompt_path.is_file() or not prompt_path.read_text(encoding="utf-8").strip():
+    prompt = prompt_path.read_text(encoding="utf-8").strip() if prompt_path.is_file() else ""
+    if not prompt:
         raise ConfigError(f"{where}: no {PROMPT_FILE} with the request")
     hidden = _text_files(folder / HIDDEN_DIR) if (folder / HIDDEN_DIR).is_dir() else {}
     if not hidden:
@@ -107,7 +108,7 @@ def load_task(folder: str | Path) -> Task:
     project = load_project(folder / PROJECT_DIR, template).files if (folder / PROJECT_DIR).is_dir() else None
     cassette = folder / CASSETTE_FILE
     return Task(
-        name=folder.name, folder=folder, prompt=prompt_path.read_text(encoding="utf-8").strip(), template=template,
+        name=folder.name, folder=folder, prompt=prompt, template=template,
         hidden=hidden, project=project, max_iterations=limit, description=str(meta.get("description", "")),
         cassette=cassette if cassette.is_file() else None,
     )

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .bench import cli as bench_cli
 from .approval import check_policy
 from .archive import list_runs, rebuild_report
 from .context import Context
@@ -104,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("action", nargs="?", choices=["list", "clear"], default="list")
 
     sub.add_parser("templates", help="list the environment templates")
+
+    bench_cli.add_parser(sub)
 
     t = sub.add_parser("template", help="work with environment templates")
     tsub = t.add_subparsers(dest="template_command", required=True)
@@ -623,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_runs(args))
         if args.command == "report":
             return asyncio.run(_report(args))
+        if args.command == "bench":
+            return bench_cli.main(args, console)
         overrides = {"output_dir": None} if getattr(args, "in_place", False) else {}
         return asyncio.run(_run(args.prompt, _context(args, **overrides), args))
     except ConfigError as exc:

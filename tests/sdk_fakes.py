@@ -105,13 +105,16 @@ class FakeClock:
 
 
 CLOCK = FakeClock()
-# Exceptions the next SDK request raises, in order (an expired key, a network fault).
-FAULTS: list[BaseException] = []
+# What the next SDK requests do, in order: None passes, an exception is raised (a revoked
+# key, a network fault). [None] * 5 + [exc] fails the sixth request.
+FAULTS: list[BaseException | None] = []
 
 
 def fault() -> None:
     if FAULTS:
-        raise FAULTS.pop(0)
+        exc = FAULTS.pop(0)
+        if exc is not None:
+            raise exc
 
 
 def has_python(image: str) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ..errors import DevlooperError
+from ..errors import ConfigError, DevlooperError
 from ..layers import Layer
 from ..paths import UnsafePathError, normalize
 from .workspace import FILE_CAP, TooLarge, ignored
@@ -44,8 +44,8 @@ class SandboxGoneError(SandboxError):
     holds and runs the operation again; it reaches the run only when rebuilding fails."""
 
 
-class SandboxAuthError(SandboxError):
-    """The provider refused the credentials (or the account's quota): the run stops."""
+class SandboxAuthError(SandboxError, ConfigError):
+    """The provider refused the credentials: the run stops, as for a missing key."""
 
 
 @dataclass

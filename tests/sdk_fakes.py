@@ -130,6 +130,12 @@ def image_env(image: str) -> dict[str, str]:
     return {}
 
 
+# Package downloads shared by every fake machine (the providers fetch from near mirrors;
+# here a fresh HOME per machine would fetch the react template's harness again each time).
+DOWNLOADS = Path(tempfile.gettempdir()) / "devlooper-fake-downloads"
+DOWNLOAD_ENV = {"npm_config_cache": str(DOWNLOADS / "npm"), "PIP_CACHE_DIR": str(DOWNLOADS / "pip")}
+
+
 class FakeMachine:
     """A remote filesystem in a temporary directory, and commands run in it."""
 
@@ -158,7 +164,7 @@ class FakeMachine:
         (self.root / "etc").mkdir(exist_ok=True)
         workdir = self.host(cwd)
         workdir.mkdir(parents=True, exist_ok=True)
-        variables = {"PATH": os.environ["PATH"], "HOME": self.home(user), **self.env}
+        variables = {"PATH": os.environ["PATH"], "HOME": self.home(user), **DOWNLOAD_ENV, **self.env}
         variables.update({k: self.translate(v) for k, v in (env or {}).items()})
         proc = await asyncio.create_subprocess_exec(
             "bash", "-c", self.translate(command), cwd=workdir, env=variables,

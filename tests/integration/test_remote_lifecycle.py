@@ -61,6 +61,8 @@ async def test_modal_adds_python_to_an_image_without_it(image, monkeypatch):
     assert fake.Sandbox.created[0].options["image"].python
 
 
+# The react harness (Jest, Babel, Testing Library) is installed twice per backend: the build, then the sandbox.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("name", ["python", "rust", "react"])
 async def test_each_builtin_template_builds_and_passes_its_example(name, backend):
     needs = {"rust": "cargo", "react": "npm"}.get(name)
@@ -74,8 +76,7 @@ async def test_each_builtin_template_builds_and_passes_its_example(name, backend
         homes = await box.exec('echo "$VIRTUAL_ENV|$CARGO_HOME|$npm_config_prefix"', timeout=30)
         home = {"python": 0, "rust": 1, "react": 2}[name]
         # The runtime's tool home is inside the environment directory (the fake maps it under its root).
-        assert homes.stdout.strip().split("|")[home].startswith(box.template and sdk_fakes.tempfile.gettempdir())
-        assert "/opt/devlooper/env" in homes.stdout.strip().split("|")[home]
+        assert homes.stdout.strip().split("|")[home].endswith("/opt/devlooper/env" + ("/cargo" if name == "rust" else ""))
 
 
 async def test_e2b_installs_and_tests_share_one_user_and_its_tool_home(monkeypatch):

@@ -233,8 +233,8 @@ class E2BSandbox(RemoteSandbox):
         if sbx is not None:
             try:
                 await sbx.set_timeout(int(idle))
-            except _sdk().SandboxException:
-                pass  # gone already: nothing to keep
+            except (_sdk().SandboxException, _sdk().AuthenticationException):
+                pass  # gone already (or out of reach): the resume builds a new one
 
     async def _drop(self) -> None:
         await self.close()

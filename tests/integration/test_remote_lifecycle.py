@@ -214,3 +214,27 @@ async def test_an_e2b_command_past_its_timeout_is_killed(monkeypatch):
         assert result.timed_out and result.exit_code == 124
         handle = fake.AsyncSandbox.created[0].commands.handles[-1]
         assert handle.killed and handle.proc.returncode is not None  # not left running into the next command
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["answered-soon", "answered-late"])
+async def test_a_paused_run_resumes_on_its_parked_sandbox_or_a_new_one(backend, expired, tmp_path):
+    """The pause parks the sandbox; the resume reconnects to it, or rebuilds once it expired."""
+    from devlooper import Context
+    from devlooper.runner import resume, run
+    from tests.integration.test_cli_loop import cassette as loop_cassette
+    from tests.integration.test_loop import GOOD
+    from tests.integration.test_loop_memory import fix
+
+    model = loop_cassette(tmp_path, **{"plan:5": fix("use + as the human said"), "fix_file:5:adder.py": GOOD})
+    db, out = tmp_path / "db.sqlite", tmp_path / "out"
+    context = Context(model=model, interactive=True, output_dir=str(out), sandbox=backend)
+    paused = await run("a tiny library", context, thread_id="ask", db=db)  # nobody to ask: it stays paused
+    assert paused["interrupt"]["iteration"] == 5
+    count, parked = len(created(backend)), created(backend)[-1]
+    assert parked.machine.alive  # parked for the answer, not killed
+    if expired:
+        sdk_fakes.CLOCK.advance(remote.IDLE_LIFETIME + 1)
+    final = await resume("ask", db=db, ask=lambda q: "add must return a + b")
+    assert final["status"] == "passed" and (out / "adder.py").read_text() == GOOD
+    assert len(created(backend)) == count + (1 if expired else 0)  # reconnected, or rebuilt from the state
+    assert not any(s.machine.alive for s in created(backend))  # the end of the run killed it

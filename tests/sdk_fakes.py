@@ -36,6 +36,8 @@ import e2b
 import modal
 import modal.container_process
 import modal.sandbox.sandbox
+
+from devlooper.sandboxes.runtimes import _npm_trust
 from e2b.sandbox_async.commands.command_handle import AsyncCommandHandle
 
 CALLS: list[tuple[str, tuple, dict]] = []  # every SDK call the adapters made, in order
@@ -133,7 +135,13 @@ def image_env(image: str) -> dict[str, str]:
 # Package downloads shared by every fake machine (the providers fetch from near mirrors;
 # here a fresh HOME per machine would fetch the react template's harness again each time).
 DOWNLOADS = Path(tempfile.gettempdir()) / "devlooper-fake-downloads"
-DOWNLOAD_ENV = {"npm_config_cache": str(DOWNLOADS / "npm"), "PIP_CACHE_DIR": str(DOWNLOADS / "pip")}
+# The provider's machines reach the registries directly; this one may need its own npm
+# config and CAs (a proxy), as the local backend does.
+DOWNLOAD_ENV = {
+    "npm_config_cache": str(DOWNLOADS / "npm"),
+    "PIP_CACHE_DIR": str(DOWNLOADS / "pip"),
+    **_npm_trust(),
+}
 
 
 class FakeMachine:

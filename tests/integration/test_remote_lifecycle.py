@@ -236,5 +236,5 @@ async def test_a_paused_run_resumes_on_its_parked_sandbox_or_a_new_one(backend, 
         sdk_fakes.CLOCK.advance(remote.IDLE_LIFETIME + 1)
     final = await resume("ask", db=db, ask=lambda q: "add must return a + b")
     assert final["status"] == "passed" and (out / "adder.py").read_text() == GOOD
-    assert len(created(backend)) == count + (1 if expired else 0)  # reconnected, or rebuilt from the state
+    assert len(created(backend)) == count + (1 if expired else 0), (count, [(getattr(s, "sandbox_id", None) or s.object_id, s.options.get("timeout")) for s in created(backend)])  # reconnected, or rebuilt from the state
     assert not any(s.machine.alive for s in created(backend))  # the end of the run killed it

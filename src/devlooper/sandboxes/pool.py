@@ -60,6 +60,8 @@ async def sandbox_for(
             box = None
         if box is None:
             box = await _reconnect(run_id, backend, template, layers, layer_network, lifetime)
+            if box is not None:
+                await box.sync_files(files)  # before a command layer is run: it sees the project
         if box is None:
             blind = next((i for i, layer in enumerate(layers) if layer["kind"] == "command"), len(layers))
             box = make_sandbox(

@@ -9,7 +9,7 @@ from devlooper.errors import ConfigError
 from devlooper.sandboxes import e2b as e2b_backend
 from devlooper.sandboxes import make_sandbox
 from devlooper.sandboxes import modal as modal_backend
-from devlooper.sandboxes.base import layers_key
+from devlooper.sandboxes.base import SandboxStartupError, layers_key
 from devlooper.templates import get_template
 from devlooper.templates.base import EnvTemplate
 
@@ -54,30 +54,48 @@ def test_a_call_the_installed_sdk_would_reject_fails():
         sdk_fakes.check_call(lambda: None, "f", None, (), {}, aio=True)
 
 
-async def test_e2b_replays_template_and_layers_as_root_and_tests_as_user(fake_e2b, monkeypatch):
+async def test_e2b_builds_a_template_from_the_image_and_runs_everything_as_one_user(fake_e2b, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-host-secret")
     sdk_fakes.CALLS.clear()
     async with make_sandbox("e2b", TEMPLATE, [layer("one")], run_id="r1") as box:
         assert await box.read_file(".steps") == "setup\nbase\none\n"
+        assert (await box.add_layer(layer("two"), timeout=30)).ok  # in the live sandbox
         await box.exec("true", timeout=10)
     (sbx,) = fake_e2b.AsyncSandbox.created
-    assert sbx.options["template"] == "base" and sbx.options["allow_internet_access"] is True
+    name = e2b_backend.template_name(TEMPLATE, [layer("one")])
+    assert sbx.options["template"] == name and fake_e2b.AsyncTemplate.builds == [name]
+    assert fake_e2b.AsyncTemplate.built[name]._base_image == TEMPLATE.image  # the template's image, not E2B's base
+    assert sbx.options["allow_internet_access"] is True
     assert "envs" not in sbx.options  # nothing of the host's environment is handed over
     runs = [(args[0], kw) for name, args, kw in sdk_fakes.CALLS if name.endswith("Commands.run")]
     assert all("sk-host-secret" not in str(kw["envs"]) for _, kw in runs)
-    assert {kw["user"] for cmd, kw in runs if "pip" in cmd or "steps" in cmd} == {"root"}
-    assert runs[-1][1]["user"] == "user" and runs[-1][1]["retain_output"] is False
+    assert {kw["user"] for _, kw in runs} == {"user"}  # layers and tests: one unprivileged user
+    assert all(kw["background"] is True and kw["retain_output"] is False for _, kw in runs)
+    # Only the step that makes the directories (and gives them to the user) is root's.
+    steps = [i for i in fake_e2b.AsyncTemplate.built[name]._instructions if i["type"].value == "RUN"]
+    assert [i["args"][1] for i in steps] == ["root", "user", "user", "user"]
     assert not sbx.machine.alive  # killed on close
+    async with make_sandbox("e2b", TEMPLATE, [layer("one")], run_id="r2"):
+        pass
+    assert fake_e2b.AsyncTemplate.builds == [name]  # cached by the environment's key: not built again
 
 
-async def test_e2b_skips_what_a_custom_template_has_baked_in(fake_e2b, monkeypatch):
+async def test_e2b_uses_a_template_of_the_users_and_skips_what_it_has_baked_in(fake_e2b, monkeypatch):
     monkeypatch.setenv("DEVLOOPER_E2B_TEMPLATE", "devlooper-remote")
     layers = [layer("one"), layer("two")]
-    fake_e2b.AsyncSandbox.baked = f"{layers_key(TEMPLATE, [])}\n{layers_key(TEMPLATE, layers[:1])}\n"
+    fake_e2b.AsyncSandbox.user_templates["devlooper-remote"] = f"{layers_key(TEMPLATE, [])}\n{layers_key(TEMPLATE, layers[:1])}\n"
     async with make_sandbox("e2b", TEMPLATE, layers) as box:
         assert await box.read_file(".steps") == "two\n"  # only the layer the template lacks
         assert [x["spec"] for x in box.layers] == ["one", "two"]
     assert fake_e2b.AsyncSandbox.created[0].options["template"] == "devlooper-remote"
+    assert fake_e2b.AsyncTemplate.builds == []
+
+
+async def test_e2b_template_that_does_not_exist_is_a_startup_error(fake_e2b, monkeypatch):
+    monkeypatch.setenv("DEVLOOPER_E2B_TEMPLATE", "nobody-built-this")
+    with pytest.raises(SandboxStartupError, match="nobody-built-this.*does not exist"):
+        async with make_sandbox("e2b", TEMPLATE):
+            pass
 
 
 def test_e2b_dockerfile_bakes_the_environment_and_marks_it():
@@ -140,7 +158,10 @@ async def test_modal_builds_layers_into_images_and_blocks_the_network(fake_modal
         await box.write_file("src/app.py", "print(1)\n")
         first = fake_modal.Sandbox.created[0]
         assert first.options["block_network"] is True
-        assert first.options["image"].steps[-2:] == ("echo one >> /workspace/.steps && test one != broken", "WORKDIR /workspace")
+        assert first.options["image"].steps[-2:] == (
+            "( echo one >> /workspace/.steps && test one != broken ) < /dev/null",
+            "WORKDIR /workspace",
+        )
         result = await box.add_layer(layer("two"), timeout=60)
         assert result.ok, result.output
         second = fake_modal.Sandbox.created[-1]

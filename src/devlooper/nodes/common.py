@@ -10,6 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 
 from .. import events
@@ -17,7 +18,7 @@ from ..context import Context, with_settings
 from ..models import Recorder, load_chat_model, recorder_for
 from ..sandboxes import sandbox_class
 from ..sandboxes.base import Sandbox
-from ..sandboxes.pool import release, sandbox_for
+from ..sandboxes.pool import pause, release, sandbox_for
 from ..server_root import confine, must_confine
 from ..state import State
 from ..templates import EnvTemplate, get_template
@@ -103,6 +104,9 @@ async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = 
         layer_timeout=ctx.install_timeout,
         layer_network=ctx.layer_network,
         isolation=ctx.isolation,
+        # What the run may still spend in its sandbox: each iteration's test and install
+        # limits (a remote backend whose lifetime is fixed at creation, Modal, uses it).
+        lifetime=ctx.max_iterations * (ctx.test_timeout + ctx.install_timeout),
     )
 
 
@@ -118,12 +122,14 @@ def timed(name: str) -> Callable[[Callable[..., Awaitable[dict]]], Callable[...,
             try:
                 runtime = await settled(runtime, state)
                 update = await fn(state, runtime)
-            except BaseException:
+            except BaseException as exc:
                 # The run stops here (an error, a cancel, or an interrupt that waits for a
                 # human): free its sandbox now, not at process exit, since a server lives
-                # on. Whatever continues the run rebuilds the sandbox from the state.
+                # on. Whatever continues the run reconnects to a parked sandbox or rebuilds
+                # it from the state; after an error it is killed.
                 if state.get("run_id"):
-                    await release(state["run_id"])
+                    waits = isinstance(exc, GraphInterrupt | asyncio.CancelledError)
+                    await (pause if waits else release)(state["run_id"])
                 raise
             seconds = time.monotonic() - started
             update["timings"] = {name: seconds}

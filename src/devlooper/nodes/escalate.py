@@ -19,7 +19,7 @@ from langgraph.types import Command, interrupt
 
 from ..context import Context
 from ..loops import detect, loop_reason
-from ..sandboxes.pool import release
+from ..sandboxes.pool import pause
 from ..state import LoopEvent, State
 from .common import context_of
 
@@ -62,9 +62,11 @@ async def escalate(state: State, runtime: Runtime[Context]) -> Command[Literal["
     if ctx.interactive and not can_pause():
         reason += "; interactive mode needs a checkpointer to pause and resume, and this graph has none"
     elif ctx.interactive:
-        # A pause may last days: free the sandbox now; the step after the answer rebuilds it
-        # from the state. Everything here is recomputed on resume (the node reruns from the top).
-        await release(state["run_id"])
+        # A pause may last days: let the sandbox go now (a remote one stays alive briefly,
+        # for an answer that comes soon); the step after the answer reconnects to it or
+        # rebuilds it from the state. Everything here is recomputed on resume (the node
+        # reruns from the top).
+        await pause(state["run_id"])
         guidance = _answer_text(interrupt(question(state, reason)))
         if guidance.lower() not in STOP_WORDS:
             event = LoopEvent(iteration=iteration, rung="asked", detections=detections, guidance=guidance)

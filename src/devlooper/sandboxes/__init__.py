@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from ..errors import ConfigError
 from ..layers import Layer
 from ..templates.base import EnvTemplate
-from .base import ExecResult, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, SandboxTimeoutError
+from .base import (
+    ExecResult,
+    Sandbox,
+    SandboxAuthError,
+    SandboxError,
+    SandboxGoneError,
+    SandboxSpec,
+    SandboxStartupError,
+    SandboxTimeoutError,
+)
 
 # name -> "module:Class"
 BACKENDS: dict[str, str] = {
@@ -35,10 +44,16 @@ def make_sandbox(
     *,
     layer_network: bool = True,
     isolation: str | None = None,
+    lifetime: float | None = None,
 ) -> Sandbox:
     """Construct (not start) a sandbox of backend ``name``."""
     spec = SandboxSpec(
-        template=template, layers=list(layers), run_id=run_id, layer_network=layer_network, isolation=isolation
+        template=template,
+        layers=list(layers),
+        run_id=run_id,
+        layer_network=layer_network,
+        isolation=isolation,
+        lifetime=lifetime,
     )
     return sandbox_class(name)(spec)
 
@@ -47,7 +62,9 @@ __all__ = [
     "BACKENDS",
     "ExecResult",
     "Sandbox",
+    "SandboxAuthError",
     "SandboxError",
+    "SandboxGoneError",
     "SandboxSpec",
     "SandboxStartupError",
     "SandboxTimeoutError",

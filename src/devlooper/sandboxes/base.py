@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ..errors import DevlooperError
+from ..errors import ConfigError, DevlooperError
 from ..layers import Layer
 from ..paths import UnsafePathError, normalize
 from .workspace import FILE_CAP, TooLarge, ignored
@@ -37,6 +37,17 @@ class SandboxStartupError(SandboxError):
 
 class SandboxTimeoutError(SandboxError, TimeoutError):
     """An operation on the sandbox (not a command in it) did not finish in time."""
+
+
+class SandboxGoneError(SandboxError):
+    """The sandbox no longer exists (its lifetime ended, it was killed, its host died).
+
+    Never a test result: a remote backend rebuilds the sandbox from what the run
+    holds and runs the operation again; it reaches the run only when rebuilding fails."""
+
+
+class SandboxAuthError(SandboxError, ConfigError):
+    """The provider refused the credentials: the run stops, as for a missing key."""
 
 
 @dataclass
@@ -76,6 +87,7 @@ class SandboxSpec:
     run_id: str = "run"
     layer_network: bool = True  # installs and environment commands may reach the network
     isolation: str | None = None  # local backend: "bwrap" or "none" (Context.isolation); None: the default
+    lifetime: float | None = None  # remote backends: seconds the run may still need its sandbox; None: the default
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,23 @@ class Sandbox(abc.ABC):
         self.spec = spec
         self.template = spec.template
         self.layers: list[Layer] = []  # layers present in the environment now
+
+    @property
+    def sandbox_id(self) -> str | None:
+        """The provider's id of the live sandbox, by which another process may reconnect
+        to it; None for a backend whose sandboxes cannot outlive this process."""
+        return None
+
+    async def reconnect(self, sandbox_id: str, layers: Sequence[Layer]) -> bool:
+        """Attach to the live sandbox ``sandbox_id``, whose environment holds ``layers``,
+        instead of starting a new one; False when it is gone (the caller starts a new one).
+        Only backends with a ``sandbox_id`` can."""
+        return False
+
+    async def park(self, idle: float) -> None:
+        """Let go of the sandbox without killing it: it stays alive at most ``idle``
+        seconds more, for ``reconnect``; a backend without ids closes it."""
+        await self.close()
 
     @classmethod
     def check_config(cls, ctx: Context | None = None) -> None:

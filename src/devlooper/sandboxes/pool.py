@@ -7,6 +7,11 @@ template and the layers up to the first command, then the files, then the
 remaining layers (a replayed command sees the project, as it did when it first
 ran), then the files again (what a replayed command changed is undone).
 
+A remote sandbox of a paused run is parked instead of killed (``pause``): it
+stays alive briefly and its id is kept in a side table (``parked``); the run's
+next step reconnects to it when it is still alive and holds a prefix of the
+state's layers, and builds a new one otherwise.
+
 Each run releases exactly the sandboxes it created: ``claim`` starts recording
 them for the current task (a ``ContextVar``, inherited by the graph's node
 tasks), ``release_claimed`` frees them. Concurrent runs in one process never
@@ -21,8 +26,9 @@ from contextvars import ContextVar, Token
 
 from ..layers import Layer
 from ..templates.base import EnvTemplate
-from . import make_sandbox
+from . import make_sandbox, parked
 from .base import Sandbox, SandboxStartupError
+from .remote import IDLE_LIFETIME
 
 _live: dict[str, Sandbox] = {}
 _locks: dict[str, asyncio.Lock] = {}
@@ -39,6 +45,7 @@ async def sandbox_for(
     layer_timeout: float,
     layer_network: bool = True,
     isolation: str | None = None,
+    lifetime: float | None = None,
 ) -> Sandbox:
     claimed = _claimed.get()
     if claimed is not None:
@@ -53,9 +60,19 @@ async def sandbox_for(
             await release(run_id)
             box = None
         if box is None:
+            box = await _reconnect(run_id, backend, template, layers, layer_network, lifetime)
+            if box is not None:
+                await box.sync_files(files)  # before a command layer is run: it sees the project
+        if box is None:
             blind = next((i for i, layer in enumerate(layers) if layer["kind"] == "command"), len(layers))
             box = make_sandbox(
-                backend, template, layers[:blind], run_id=run_id, layer_network=layer_network, isolation=isolation
+                backend,
+                template,
+                layers[:blind],
+                run_id=run_id,
+                layer_network=layer_network,
+                isolation=isolation,
+                lifetime=lifetime,
             )
             await box.start()
             _live[run_id] = box
@@ -67,6 +84,23 @@ async def sandbox_for(
                 raise SandboxStartupError(f"replaying layer {layer['spec']!r} failed:\n{result.output[-2000:]}")
         await box.sync_files(files)
         return box
+
+
+async def _reconnect(
+    run_id: str, backend: str, template: EnvTemplate, layers: list[Layer], layer_network: bool, lifetime: float | None
+) -> Sandbox | None:
+    """The run's parked sandbox, attached again, if it is alive and fits the state."""
+    note = parked.take(run_id)
+    if note is None or note.get("backend") != backend or note.get("environment") != template.environment_fingerprint():
+        return None
+    have = note.get("layers") or []
+    if not _is_prefix(have, layers):  # a fork from an earlier checkpoint: it holds layers the state lacks
+        return None
+    box = make_sandbox(backend, template, have, run_id=run_id, layer_network=layer_network, lifetime=lifetime)
+    if not await box.reconnect(note["sandbox_id"], have):
+        return None  # it expired: the caller builds a new one from the state
+    _live[run_id] = box
+    return box
 
 
 def _is_prefix(have: list[Layer], want: list[Layer]) -> bool:
@@ -103,6 +137,21 @@ async def _uncancellable(closing: Awaitable[None]) -> None:
     task.result()
     if cancelled:
         raise asyncio.CancelledError
+
+
+async def pause(run_id: str) -> None:
+    """Let the run's sandbox go while the run waits (for a human, or after a cancel):
+    a remote one is kept alive ``IDLE_LIFETIME`` seconds for the run to reconnect;
+    one that cannot be reconnected to is closed."""
+    box = _live.pop(run_id, None)
+    if box is None:
+        return
+    sandbox_id = box.sandbox_id
+    if sandbox_id is None:
+        await box.close()
+        return
+    await box.park(IDLE_LIFETIME)
+    parked.record(run_id, box.name, sandbox_id, box.template, box.layers)
 
 
 def claim() -> Token:

@@ -25,20 +25,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .approval import check_policy
-from .context import Context
-from .errors import ConfigError, DevlooperError
 from .budgets import MAX_PROMPT_TOKENS
-from .models import REPLAY_PREFIX, STRUCTURED_MODES, load_chat_model, recorder_for
-from .nodes.common import sandbox_settings
-from .improve import InPlace, detect_template, load_project
+from .context import REPLAY_PREFIX, STRUCTURED_MODES, Context
+from .errors import ConfigError, DevlooperError
 from .output import check_output_dir, existing_files
 from .progress import Progress
-from .runner import history, resume, run
-from .sandboxes import sandbox_class
-from .synthesis import Attempt, save_template, synthesize
 from .templates import BUILTIN, get_template, is_template_path
-from .usage import price_of
+
+# The graph, the model libraries and the sandbox backends are imported by the
+# commands that use them (``_heavy``): `--help`, `templates` and `cache` start at once.
 
 console = Console(stderr=True, highlight=False)
 
@@ -209,6 +204,11 @@ def _context(args: argparse.Namespace, **overrides: object) -> Context:
 
 def _check(ctx: Context, force: bool, output: bool = True) -> Context:
     """Fail before any work on what can be checked up front."""
+    from .approval import check_policy  # noqa: PLC0415
+    from .models import load_chat_model  # noqa: PLC0415
+    from .sandboxes import sandbox_class  # noqa: PLC0415
+    from .usage import price_of  # noqa: PLC0415
+
     if ctx.max_iterations < 1:
         raise ConfigError("--max-iterations must be at least 1")
     if ctx.loop_window < 2:
@@ -244,6 +244,8 @@ def _list_replaced(output_dir: str, force: bool) -> None:
 
 
 def _banner(ctx: Context, thread_id: str) -> None:
+    from .nodes.common import sandbox_settings  # noqa: PLC0415
+
     isolation = sandbox_settings(ctx)["isolation"]
     console.print(
         f"[bold]devlooper[/] · template [cyan]{ctx.template}[/] · sandbox [cyan]{ctx.sandbox}[/] "
@@ -292,6 +294,9 @@ def _done(final: dict, output_dir: str | None) -> int:
 
 
 async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
+    from .improve import InPlace, detect_template, load_project  # noqa: PLC0415
+    from .runner import run  # noqa: PLC0415
+
     # The thread id is printed before any work: after a crash it is what `resume` needs.
     thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
     loaded, template, in_place = None, None, None
@@ -418,6 +423,8 @@ def _edit_json(data: dict) -> object:
 
 
 async def _resume(args: argparse.Namespace) -> int:
+    from .runner import resume  # noqa: PLC0415
+
     given = _given(args)
     used: list[Context] = []
 
@@ -450,6 +457,8 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _history(args: argparse.Namespace) -> int:
+    from .runner import history  # noqa: PLC0415
+
     rows = await history(args.thread_id, db=args.db)
     if args.json:
         for row in rows:
@@ -484,6 +493,10 @@ def _templates() -> int:
 
 
 async def _template_new(args: argparse.Namespace) -> int:
+    from .models import load_chat_model, recorder_for  # noqa: PLC0415
+    from .sandboxes import sandbox_class  # noqa: PLC0415
+    from .synthesis import Attempt, save_template, synthesize  # noqa: PLC0415
+
     given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox,
              "isolation": args.isolation, "structured_output": args.structured_output}
     ctx = Context(**{k: v for k, v in given.items() if v is not None})

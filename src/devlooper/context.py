@@ -17,6 +17,12 @@ from typing import Any
 from .budgets import MAX_PROMPT_TOKENS
 
 DEFAULT_MODEL = "openai:gpt-5.1"
+REPLAY_PREFIX = "replay:"  # a model name that replays a recorded cassette
+# How a structured reply is asked for. Local servers differ in what they support:
+# json_schema (response_format with the schema: OpenAI, vLLM, llama.cpp, recent Ollama),
+# function_calling (a forced tool call), json_mode (any JSON object; the schema goes in the prompt).
+# Here, not in ``models``, so that the CLI's options need no model library.
+STRUCTURED_MODES = ("json_schema", "function_calling", "json_mode")
 
 
 @dataclass(kw_only=True)

@@ -119,9 +119,13 @@ class Context:
             "(tests never can, on backends that can block it)."
         },
     )
+    # 16: one call per file for a typical project (the limit is reached only with more
+    # files), below the concurrent-request limits of the hosted providers' lower tiers;
+    # a 429 is retried by the one retry layer (models.py) after the time it asks for.
     max_concurrency: int = field(
-        default=4,
-        metadata={"description": "Model calls in flight at once when files are written or fixed."},
+        default=16,
+        metadata={"description": "Model calls in flight at once when files are written or fixed "
+                  "(every file of a plan at once, up to this many)."},
     )
     output_limit: int = field(
         default=16_000,

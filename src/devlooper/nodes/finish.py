@@ -105,8 +105,11 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
         await asyncio.to_thread(write_output, ctx.output_dir, files, report)
     # The state's files end as what was written (a server user gets them back
     # without an output directory): the manifest, and with --keep-best the best files.
-    gone = {path: None for path in state.get("files", {}) if path not in files}
-    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": report}
+    # Only what changed is written: the checkpoint stores this step's writes.
+    current = state.get("files", {})
+    gone = {path: None for path in current if path not in files}
+    changed = {path: text for path, text in files.items() if current.get(path) != text}
+    return {"status": status, "reason": reason, "files": {**gone, **changed}, "report": report}
 
 
 def kept_state(state: State, ctx: Context, status: str) -> State:

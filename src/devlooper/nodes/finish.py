@@ -86,7 +86,6 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
     kept = kept_state(state, ctx, status)
     box = await sandbox_of(kept, ctx)
     manifest = await build_manifest(box, template_of(state, ctx), kept.get("files", {}))
-    await release(state["run_id"])
     files = {**kept.get("files", {}), **manifest}
     report = build_report({**state, "files": files}, ctx, status, reason)
     if kept is not state:
@@ -101,8 +100,11 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
         report["reason"] = reason
     else:
         report["output"] = {"iteration": state["iteration"], "tests_pass": status == "passed"}
-    if ctx.output_dir:
-        await asyncio.to_thread(write_output, ctx.output_dir, files, report)
+    # The sandbox is no longer needed: it is removed while the output is written.
+    writing = [asyncio.to_thread(write_output, ctx.output_dir, files, report)] if ctx.output_dir else []
+    for outcome_ in await asyncio.gather(release(state["run_id"]), *writing, return_exceptions=True):
+        if isinstance(outcome_, BaseException):
+            raise outcome_
     # The state's files end as what was written (a server user gets them back
     # without an output directory): the manifest, and with --keep-best the best files.
     # Only what changed is written: the checkpoint stores this step's writes.

@@ -87,7 +87,7 @@ async def main(n: int, cold: bool) -> None:
         os.environ["DEVLOOPER_CACHE_DIR"] = cache
         for mode in modes:
             await create_to_first_command(mode)  # build the environment once
-        print(f"| measure (median) | isolation | ms |")
+        print("| measure (median) | isolation | ms |")
         print("| --- | --- | --- |")
         for mode in modes:
             first = statistics.median([await create_to_first_command(mode) for _ in range(n)])

@@ -75,7 +75,7 @@ async def test_a_command_that_stops_the_sandbox_process_is_ended_by_the_host(box
 async def test_a_command_cannot_reach_the_pipes_of_the_process_that_runs_it(box):
     result = await box.exec("ls /proc/$PPID/fd && echo fake > /proc/$PPID/fd/1", timeout=30)
     assert not result.ok
-    assert "ls" in result.output or "Permission denied" in result.output
+    assert "Permission denied" in result.output, result.output
     assert (await box.exec("echo ok", timeout=30)).stdout.strip() == "ok"
 
 

@@ -2,20 +2,34 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CORE := $(VENV)/.core-installed
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test test-nonroot install clean sandbox-tools postgres browser
+.PHONY: demo test test-nonroot install clean sandbox-tools postgres browser bench
 
-$(STAMP): pyproject.toml constraints.txt
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+
+# The demo needs the core package only: no E2B, Modal, Postgres or server extras.
+$(CORE): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e .
+	touch $(CORE)
+
+# The tests install the extras they test.
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) -e '.[test]'
+	touch $(CORE) $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP) sandbox-tools
+demo: $(CORE) sandbox-tools
 	$(BIN)/devlooper demo --output output/demo --force
+
+# The benchmarks of BENCHMARKS.md: ratios and medians, with the machine, the command and the date.
+bench: $(STAMP) sandbox-tools
+	$(BIN)/python benchmarks/run_all.py --output BENCHMARKS.md
 
 # bubblewrap isolates the local sandbox and slirp4netns gives its build steps a network
 # of their own; CI installs both (as root, with apt) so that the containment tests run

@@ -8,6 +8,13 @@ blob, its metadata and the step's pending writes), and the bytes added per
 iteration at the start of the run are compared with those at its end.
 
     PYTHONPATH=src .venv/bin/python benchmarks/checkpoint_growth.py 10 30
+    PYTHONPATH=src:. .venv/bin/python benchmarks/checkpoint_growth.py 10 30 --postgres
+
+With ``--postgres`` the same runs checkpoint to a Postgres server started for the
+purpose (``tests/integration/postgres.py``: Debian's postgresql package), and the
+bytes are those of the thread's rows in the saver's tables (checkpoints, channel
+blobs, writes); what is compared is the bytes per iteration over the whole run
+against those of the first 10 iterations.
 """
 
 from __future__ import annotations
@@ -101,6 +108,38 @@ async def one(iterations: int) -> tuple[list[int], dict]:
         return bytes_per_iteration(db, thread), final
 
 
+def postgres_bytes(url: str, thread: str) -> int:
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(url) as con:
+        total = 0
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+            row = con.execute(
+                f"SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM {table} t WHERE thread_id = %s", (thread,)
+            ).fetchone()
+            total += int(row[0])
+        return total
+
+
+async def on_postgres(lengths: list[int]) -> None:
+    from tests.integration.postgres import postgres_server  # noqa: PLC0415
+
+    with postgres_server() as url:
+        first = None
+        for n in lengths:
+            thread = uuid.uuid4().hex
+            model = ReplayChatModel.from_replies(replies(n))
+            ctx = Context(chat_model=model, max_iterations=n, loop_window=1000)
+            final = await run("a package of ten modules", ctx, db=url, thread_id=thread)
+            size = postgres_bytes(url, thread)
+            per = size / n
+            first = first or per
+            print(
+                f"postgres, {n} iterations ({final['status']}): {size / 1024 / 1024:.1f} MiB, "
+                f"{per / 1024:.0f} KiB per iteration; ratio to the shortest run's {per / first:.2f}"
+            )
+
+
 async def main(lengths: list[int]) -> None:
     for n in lengths:
         per, final = await one(n)
@@ -117,4 +156,6 @@ async def main(lengths: list[int]) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("lengths", nargs="*", type=int, default=[10, 30])
-    asyncio.run(main(p.parse_args().lengths))
+    p.add_argument("--postgres", action="store_true", help="checkpoint to a Postgres server started for this")
+    a = p.parse_args()
+    asyncio.run(on_postgres(a.lengths) if a.postgres else main(a.lengths))

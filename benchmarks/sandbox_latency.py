@@ -1,12 +1,14 @@
 """Local sandbox latency: create -> first command, one command, cold vs warm environments.
 
-    .venv/bin/python benchmarks/sandbox_latency.py [N]
+    PYTHONPATH=src .venv/bin/python benchmarks/sandbox_latency.py [N] [--cold]
 
 * create -> first command: ``start()`` on a warm environment cache plus ``exec("true")``,
   with bubblewrap (when usable) and as a plain subprocess;
-* one command: ``exec("true")`` in a started sandbox;
-* the python template cold (empty cache: venv + pytest from the index) vs warm
-  (cached), and an install layer cold vs warm.
+* one command: ``exec("true")`` in a started sandbox: with bubblewrap, in the
+  resident sandbox process (a fork) and, for comparison, one bubblewrap per
+  command (as before the resident process), and the ratio of the two;
+* with ``--cold``: the python template cold (empty cache: venv + pytest from the
+  index) vs warm (cached), and an install layer cold vs warm.
 
 Each cold measurement uses a fresh cache directory; pip's download cache is in it
 too, so "cold" includes downloading from the package index.
@@ -30,8 +32,11 @@ PYTHON = get_template("python")
 SIX = {"kind": "install", "spec": "six", "iteration": 1}
 
 
-def box(isolation: str, layers=()) -> LocalSandbox:
-    return LocalSandbox(SandboxSpec(template=PYTHON, layers=list(layers), run_id="bench"), isolation=isolation)
+def box(isolation: str, layers=(), *, resident: bool = True) -> LocalSandbox:
+    sb = LocalSandbox(SandboxSpec(template=PYTHON, layers=list(layers), run_id="bench"), isolation=isolation)
+    if not resident:
+        sb.resident_off = "one bubblewrap per command, for comparison"
+    return sb
 
 
 async def timed(coro) -> float:
@@ -41,15 +46,20 @@ async def timed(coro) -> float:
 
 
 async def create_to_first_command(isolation: str) -> float:
+    sb = box(isolation)
     started = time.perf_counter()
-    async with box(isolation) as sb:
+    try:
+        await sb.start()
         result = await sb.exec("true", timeout=30)
         assert result.ok, result.output
-    return time.perf_counter() - started
+        return time.perf_counter() - started
+    finally:
+        await sb.close()
 
 
-async def one_command(isolation: str, n: int) -> float:
-    async with box(isolation) as sb:
+async def one_command(isolation: str, n: int, *, resident: bool = True) -> float:
+    async with box(isolation, resident=resident) as sb:
+        await sb.exec("true", timeout=30)  # the resident process is started
         samples = [await timed(sb.exec("true", timeout=30)) for _ in range(n)]
     return statistics.median(samples)
 
@@ -71,21 +81,29 @@ async def cold_and_warm(isolation: str) -> dict[str, float]:
     return out
 
 
-async def main(n: int) -> None:
+async def main(n: int, cold: bool) -> None:
     modes = ["none"] + (["bwrap"] if bwrap.usable()[0] else [])
     with tempfile.TemporaryDirectory() as cache:
         os.environ["DEVLOOPER_CACHE_DIR"] = cache
         for mode in modes:
             await create_to_first_command(mode)  # build the environment once
+        print("| measure (median) | isolation | ms |")
+        print("| --- | --- | --- |")
         for mode in modes:
             first = statistics.median([await create_to_first_command(mode) for _ in range(n)])
             one = await one_command(mode, n * 4)
-            print(f"[{mode:5}] create -> first command (warm cache): {first * 1000:7.1f} ms")
-            print(f"[{mode:5}] one command (exec true):              {one * 1000:7.1f} ms")
-    for mode in modes:
-        for name, seconds in (await cold_and_warm(mode)).items():
-            print(f"[{mode:5}] python {name:11}: {seconds:7.2f} s")
+            print(f"| create -> first command (warm cache) | {mode} | {first * 1000:.1f} |")
+            print(f"| one more command (exec true) | {mode} | {one * 1000:.1f} |")
+            if mode == "bwrap":
+                fresh = await one_command(mode, n * 4, resident=False)
+                print(f"| one more command, one bubblewrap each (before) | {mode} | {fresh * 1000:.1f} |")
+                print(f"\nresident / one bubblewrap per command: {one / fresh:.2f}")
+    if cold:
+        for mode in modes:
+            for name, seconds in (await cold_and_warm(mode)).items():
+                print(f"[{mode:5}] python {name:11}: {seconds:7.2f} s")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5))
+    args = [a for a in sys.argv[1:] if a != "--cold"]
+    asyncio.run(main(int(args[0]) if args else 5, "--cold" in sys.argv))

@@ -160,6 +160,13 @@ class Recorder:
 _recorders: dict[str, Recorder] = {}
 
 
+def forget_recorder(path: str | None) -> None:
+    """A run ended: its recorder leaves the process (the cassette file keeps the calls;
+    a resume continues it with ``continue_recording``)."""
+    if path:
+        _recorders.pop(path, None)
+
+
 def recorder_for(path: str | None, model: str) -> Recorder | None:
     if not path:
         return None

@@ -26,21 +26,15 @@ from rich.markup import escape
 
 from . import __version__
 from .bench import cli as bench_cli
-from .approval import check_policy
-from .archive import list_runs, rebuild_report
-from .context import Context
-from .errors import ConfigError, DevlooperError
 from .budgets import MAX_PROMPT_TOKENS
-from .models import REPLAY_PREFIX, STRUCTURED_MODES, load_chat_model, recorder_for
-from .nodes.common import sandbox_settings
-from .improve import InPlace, detect_template, load_project
+from .context import REPLAY_PREFIX, STRUCTURED_MODES, Context
+from .errors import ConfigError, DevlooperError
 from .output import check_output_dir, existing_files
 from .progress import View, view_for
-from .runner import history, resume, run
-from .sandboxes import sandbox_class
-from .synthesis import Attempt, save_template, synthesize
 from .templates import BUILTIN, get_template, is_template_path
-from .usage import price_of
+
+# The graph, the model libraries and the sandbox backends are imported by the
+# commands that use them (``_heavy``): `--help`, `templates` and `cache` start at once.
 
 console = Console(stderr=True, highlight=False)
 
@@ -241,6 +235,11 @@ def _context(args: argparse.Namespace, **overrides: object) -> Context:
 
 def _check(ctx: Context, force: bool, output: bool = True) -> Context:
     """Fail before any work on what can be checked up front."""
+    from .approval import check_policy  # noqa: PLC0415
+    from .models import load_chat_model  # noqa: PLC0415
+    from .sandboxes import sandbox_class  # noqa: PLC0415
+    from .usage import price_of  # noqa: PLC0415
+
     if ctx.max_iterations < 1:
         raise ConfigError("--max-iterations must be at least 1")
     if ctx.loop_window < 2:
@@ -276,6 +275,8 @@ def _list_replaced(output_dir: str, force: bool) -> None:
 
 
 def _banner(ctx: Context, thread_id: str, view: View) -> None:
+    from .nodes.common import sandbox_settings  # noqa: PLC0415
+
     isolation = sandbox_settings(ctx)["isolation"]
     view.max_iterations = ctx.max_iterations
     view.start(thread_id)
@@ -319,6 +320,9 @@ def _done(final: dict, output_dir: str | None, view: View) -> int:
 
 
 async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
+    from .improve import InPlace, detect_template, load_project  # noqa: PLC0415
+    from .runner import run  # noqa: PLC0415
+
     # The thread id is printed before any work: after a crash it is what `resume` needs.
     thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
     loaded, template, in_place = None, None, None
@@ -446,6 +450,8 @@ def _edit_json(data: dict) -> object:
 
 
 async def _resume(args: argparse.Namespace) -> int:
+    from .runner import resume  # noqa: PLC0415
+
     given = _given(args)
     used: list[Context] = []
 
@@ -480,6 +486,8 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _history(args: argparse.Namespace) -> int:
+    from .runner import history  # noqa: PLC0415
+
     rows = await history(args.thread_id, db=args.db)
     if args.json:
         for row in rows:
@@ -496,6 +504,8 @@ async def _history(args: argparse.Namespace) -> int:
 
 
 async def _runs(args: argparse.Namespace) -> int:
+    from .archive import list_runs  # noqa: PLC0415
+
     rows = await list_runs(args.db, args.limit)
     if args.json:
         for row in rows:
@@ -513,6 +523,8 @@ async def _runs(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
+    from .archive import rebuild_report  # noqa: PLC0415
+
     page = await rebuild_report(args.thread_id, db=args.db, out=args.out)
     print(page)
     return 0
@@ -537,6 +549,10 @@ def _templates() -> int:
 
 
 async def _template_new(args: argparse.Namespace) -> int:
+    from .models import load_chat_model, recorder_for  # noqa: PLC0415
+    from .sandboxes import sandbox_class  # noqa: PLC0415
+    from .synthesis import Attempt, save_template, synthesize  # noqa: PLC0415
+
     given = {"model": args.model, "base_url": args.base_url, "record": args.record, "sandbox": args.sandbox,
              "isolation": args.isolation, "structured_output": args.structured_output}
     ctx = Context(**{k: v for k, v in given.items() if v is not None})

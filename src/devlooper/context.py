@@ -20,6 +20,12 @@ from pydantic.json_schema import SkipJsonSchema
 from .budgets import MAX_PROMPT_TOKENS
 
 DEFAULT_MODEL = "openai:gpt-5.1"
+REPLAY_PREFIX = "replay:"  # a model name that replays a recorded cassette
+# How a structured reply is asked for. Local servers differ in what they support:
+# json_schema (response_format with the schema: OpenAI, vLLM, llama.cpp, recent Ollama),
+# function_calling (a forced tool call), json_mode (any JSON object; the schema goes in the prompt).
+# Here, not in ``models``, so that the CLI's options need no model library.
+STRUCTURED_MODES = ("json_schema", "function_calling", "json_mode")
 
 
 @dataclass(kw_only=True)
@@ -120,9 +126,13 @@ class Context:
             "(tests never can, on backends that can block it)."
         },
     )
+    # 16: one call per file for a typical project (the limit is reached only with more
+    # files), below the concurrent-request limits of the hosted providers' lower tiers;
+    # a 429 is retried by the one retry layer (models.py) after the time it asks for.
     max_concurrency: int = field(
-        default=4,
-        metadata={"description": "Model calls in flight at once when files are written or fixed."},
+        default=16,
+        metadata={"description": "Model calls in flight at once when files are written or fixed "
+                  "(every file of a plan at once, up to this many)."},
     )
     output_limit: int = field(
         default=16_000,

@@ -27,7 +27,6 @@ from .budgets import MAX_FILE_BYTES
 from .errors import ConfigError
 from .paths import UnsafePathError, normalize, resolve_inside
 from .sandboxes.workspace import TooLarge, read_capped, scan
-from .state import merge_files
 from .templates import get_template
 
 MAX_PROJECT_FILES = 2_000  # text files one project may bring into the state
@@ -196,6 +195,8 @@ class InPlace:
 
     def on_update(self, node: str, update: dict[str, Any]) -> None:
         if "files" in update:
+            from .state import merge_files  # noqa: PLC0415  (the state module brings LangGraph)
+
             self.files = merge_files(self.files, update["files"])
         for plan in update.get("plans") or []:
             self.summary = f"iteration {plan['iteration']}: {plan.get('summary', '')}"

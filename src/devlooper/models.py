@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from .budgets import MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
 from . import events
 from .cassette import CALL_KEY, Recorder, ReplayChatModel, continue_recording, recorder_for
+from .context import REPLAY_PREFIX, STRUCTURED_MODES
 from .errors import ConfigError, DevlooperError
 
 __all__ = [
@@ -42,13 +43,7 @@ __all__ = [
     "recorder_for",
 ]
 
-REPLAY_PREFIX = "replay:"
 T = TypeVar("T", bound=BaseModel)
-
-# How a structured reply is asked for. Local servers differ in what they support:
-# json_schema (response_format with the schema: OpenAI, vLLM, llama.cpp, recent Ollama),
-# function_calling (a forced tool call), json_mode (any JSON object; the schema goes in the prompt).
-STRUCTURED_MODES = ("json_schema", "function_calling", "json_mode")
 
 # Providers whose chat model takes ``max_retries``: theirs is set to 0, so this module's
 # layer is the only one (the SDK's retries times ours would multiply the wait).

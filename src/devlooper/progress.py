@@ -22,6 +22,7 @@ each node's update and the custom progress events sent while a step runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -36,9 +37,16 @@ from rich.spinner import Spinner
 from rich.syntax import Syntax
 from rich.text import Text
 
-from .state import OutputState
 
-OUTPUT_KEYS = frozenset(OutputState.__annotations__)
+
+
+@functools.cache
+def output_keys() -> frozenset[str]:
+    """The keys a server streams of each update (the output schema's). Read on first use:
+    the state module brings LangGraph, which commands that run nothing never import."""
+    from .state import OutputState  # noqa: PLC0415
+
+    return frozenset(OutputState.__annotations__)
 INDENT = " " * 10
 TAIL_LINES = 6  # lines of a failed command's output shown under it
 
@@ -99,7 +107,7 @@ class JsonView(View):
         self._emit("metadata", {"thread_id": thread_id})
 
     def update(self, node: str, update: dict[str, Any]) -> None:
-        self._emit("updates", {node: {k: v for k, v in update.items() if k in OUTPUT_KEYS}})
+        self._emit("updates", {node: {k: v for k, v in update.items() if k in output_keys()}})
 
     def custom(self, payload: dict[str, Any]) -> None:
         self._emit("custom", payload)

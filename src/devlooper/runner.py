@@ -32,6 +32,7 @@ from platformdirs import user_data_dir
 from .context import Context, settings_of
 from .errors import ConfigError
 from .graph import builder
+from .cassette import forget_recorder
 from .models import continue_recording
 from .sandboxes.pool import claim, release_claimed
 from .server_root import local_caller
@@ -186,6 +187,7 @@ async def _drive(
             config = {**config, "configurable": newest}
     finally:
         await release_claimed(claimed)
+        forget_recorder(ctx.record)  # a resume on another worker continues the cassette file
     thread = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
     state = await graph.aget_state(thread)
     values = {**state.values, "thread_id": thread["configurable"]["thread_id"]}

@@ -1,7 +1,8 @@
 """Graph state: the source of truth for a run.
 
 Files, environment layers, every test run, every action and every edit live
-here and are checkpointed after each node. A sandbox is only a cache of this
+here and are checkpointed after each node; the large, growing channels store
+only each step's writes (``folded``), so checkpoints grow linearly. A sandbox is only a cache of this
 state and can be rebuilt from it at any time (resume, time travel, a switch of
 backend). Values are plain JSON-able dicts so any checkpointer and the server
 API can store them.
@@ -12,9 +13,12 @@ the server's schema endpoint cannot introspect ``typing.TypedDict``.
 
 from __future__ import annotations
 
+import functools
 import operator
-from typing import Annotated, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
 
+from langgraph.channels import DeltaChannel
 from pydantic import Field
 from typing_extensions import NotRequired, TypedDict
 
@@ -73,6 +77,24 @@ def add_edits(current: list[FileEdit] | None, update: list[FileEdit] | None) -> 
         if edit["iteration"] < newest and len(edit["diff"]) > budgets.OLD_DIFF_CHARS + 100:
             edits[i] = {**edit, "diff": clip(edit["diff"], budgets.OLD_DIFF_CHARS)[0]}
     return edits
+
+
+def folded(reducer: Callable[[Any, Any], Any]) -> DeltaChannel:
+    """A channel whose checkpoints store only what each step wrote, not the whole value.
+
+    Every checkpoint of a plain reducer channel holds the channel's whole value, so a
+    run's checkpoint database grows with the square of its length (the file tree and
+    the test runs again after every step). LangGraph's ``DeltaChannel`` stores the
+    step's writes and rebuilds the value by folding them again when a thread is loaded
+    (with a full snapshot every ``snapshot_frequency`` updates, so a load folds a
+    bounded number of writes). ``reducer`` is applied to one write at a time, so
+    folding a batch is the same as folding its writes one by one."""
+
+    def fold(current: Any, writes: Sequence[Any]) -> Any:
+        return functools.reduce(reducer, writes, current)
+
+    fold.__name__ = f"folded_{reducer.__name__}"
+    return DeltaChannel(fold, snapshot_frequency=50)
 
 
 def add_counts(current: dict[str, float] | None, update: dict[str, float] | None) -> dict[str, float]:
@@ -248,18 +270,18 @@ class State(InputState):
     reason: str
     iteration: int  # number of test runs so far
     project: dict  # the generation plan (models.ProjectPlan as a dict)
-    files: Annotated[dict[str, str], merge_files]
+    files: Annotated[dict[str, str], folded(merge_files)]
     layers: Annotated[list[Layer], operator.add]
-    test_runs: Annotated[list[TestRun], add_runs]
+    test_runs: Annotated[list[TestRun], folded(add_runs)]
     diagnosis: str
-    plans: Annotated[list[dict], operator.add]  # one DebugPlan (as a dict) per iteration
-    edits: Annotated[list[FileEdit], add_edits]
-    action_results: Annotated[list[ActionResult], operator.add]
+    plans: Annotated[list[dict], folded(operator.add)]  # one DebugPlan (as a dict) per iteration
+    edits: Annotated[list[FileEdit], folded(add_edits)]
+    action_results: Annotated[list[ActionResult], folded(operator.add)]
     usage: Annotated[dict[str, float], add_counts]
     timings: Annotated[dict[str, float], add_counts]
     report: dict
     # Loop memory: one fingerprint per test run, the ladder's rungs, the best run so far.
-    fingerprints: Annotated[list[Fingerprint], operator.add]
+    fingerprints: Annotated[list[Fingerprint], folded(operator.add)]
     loop_events: Annotated[list[LoopEvent], operator.add]
     best: Best
     event: dict  # what the last step did (devlooper.events); in the output schema, so servers stream it

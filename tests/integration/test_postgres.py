@@ -102,3 +102,24 @@ async def test_runs_lists_the_postgres_threads_newest_first_and_reports_a_crashe
                             capture_output=True, text=True, timeout=60, env=os.environ.copy())
     assert listed.returncode == 0, listed.stderr
     assert [json.loads(line)["thread_id"] for line in listed.stdout.splitlines()][:2] == ["pg-done", "pg-crash"]
+
+
+def test_a_thread_paused_in_one_process_is_answered_and_finished_in_another(postgres: str, tmp_path: Path):
+    """What a server's workers do: the step after a pause may run in another process;
+    it has only the Postgres checkpoints (no sandbox, lock or recorder of the first)."""
+    cassette = tmp_path / "cassette.json"
+    cassette.write_text(json.dumps({"calls": [{"key": k, "reply": v} for k, v in SCRIPT.items()]}))
+    base = [sys.executable, "-m", "devlooper"]
+    paused = subprocess.run(
+        [*base, "run", "an adder", "--model", f"replay:{cassette}", "--db", postgres, "--thread-id", "pg-pause",
+         "--interactive", "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, env=os.environ.copy(), stdin=subprocess.DEVNULL,
+    )
+    assert paused.returncode == 3, paused.stderr  # paused at the plan: nobody at a terminal
+    assert "paused (plan)" in paused.stderr
+    done = subprocess.run(
+        [*base, "resume", "pg-pause", "--db", postgres, "--answer", "yes"],
+        capture_output=True, text=True, timeout=300, env=os.environ.copy(), stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "adder.py").read_text() == GOOD

@@ -157,8 +157,9 @@ async def test_after_every_step_the_sandbox_equals_the_state(backend, template, 
     out = tmp_path / "out"
     state, checked = await run_checking_every_step(template, replies(), sandbox=backend, output_dir=str(out))
     assert state["status"] == "passed", state["test_runs"][-1]["output"]
-    # The sandbox was live, and compared, after each step that ran code or followed one.
-    assert checked[:5] == ["test", "diagnose", "plan", "apply", "test"]
+    # The sandbox was live, and compared, after each step that ran code or followed one
+    # (from generate on: its environment is built while the model writes the files).
+    assert checked[:6] == ["generate", "test", "diagnose", "plan", "apply", "test"]
 
     files = state["files"]
     assert files["calc.py"] == "def add(a, b):\n    return a + b\n"  # the formatter's fix is in the state

@@ -11,9 +11,23 @@ exercises into tasks.
 
 from __future__ import annotations
 
-from .results import BenchResults, TaskResult, load_results
-from .run import BenchSettings, run_bench
-from .suite import Suite, Task, bundled_suite, load_suite, load_task
+import importlib
+from typing import Any
+
+# Names load on first use: `devlooper bench --help` (and every other command's
+# parser, which lists bench) must not import the graph that running a task needs.
+_HOMES = {
+    "BenchResults": "results", "TaskResult": "results", "load_results": "results",
+    "BenchSettings": "run", "run_bench": "run",
+    "Suite": "suite", "Task": "suite", "bundled_suite": "suite", "load_suite": "suite", "load_task": "suite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+
 
 __all__ = [
     "BenchResults", "BenchSettings", "Suite", "Task", "TaskResult", "bundled_suite", "load_results", "load_suite",

@@ -18,13 +18,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import ConfigError
-from ..models import STRUCTURED_MODES, load_chat_model
-from ..sandboxes import sandbox_class
+from ..context import STRUCTURED_MODES
 from .compare import compare
 from .exercism import import_exercises
 from .render import comparison_table, table
-from .results import TaskResult, load_results, published_schema
-from .run import PAGE_FILE, REPLAY, RESULTS_FILE, BenchSettings, run_bench, task_context
+from .results import PAGE_FILE, REPLAY, RESULTS_FILE, TaskResult, load_results, published_schema
 from .suite import bundled_suite, load_suite
 
 FORMS = ("compare", "import-exercism", "schema")
@@ -101,6 +99,12 @@ def _import(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _bench(args: argparse.Namespace, console: Console) -> int:
+    # Running tasks needs the graph, the model libraries and the sandboxes: imported here,
+    # not when the parser is built (every devlooper command builds it).
+    from ..models import load_chat_model  # noqa: PLC0415
+    from ..sandboxes import sandbox_class  # noqa: PLC0415
+    from .run import BenchSettings, run_bench, task_context  # noqa: PLC0415
+
     bundled = not args.args
     suite = load_suite(args.args[0] if args.args else bundled_suite(), args.tasks)
     model = args.model or (REPLAY if bundled else None)

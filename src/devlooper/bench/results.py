@@ -19,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 
+RESULTS_FILE = "results.json"
+PAGE_FILE = "results.html"
+DB_FILE = "checkpoints.sqlite"
+REPLAY = "replay"  # --model replay: each task answers from its own cassette
+
 SCHEMA_VERSION = 1
 # accepted: the hidden tests (and the output's own) pass in a fresh sandbox.
 # hidden_tests_fail: the run ended green on its own tests, the hidden ones catch it.

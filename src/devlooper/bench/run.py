@@ -32,13 +32,9 @@ from ..templates.base import EnvTemplate
 from ..templates import get_template
 from .acceptance import run_acceptance
 from .render import html
-from .results import AcceptanceResult, BenchResults, TaskResult, load_results, save_results, totals_of
+from .results import DB_FILE, PAGE_FILE, REPLAY, RESULTS_FILE, AcceptanceResult, BenchResults, TaskResult, load_results, save_results, totals_of
 from .suite import Suite, Task
 
-RESULTS_FILE = "results.json"
-PAGE_FILE = "results.html"
-DB_FILE = "checkpoints.sqlite"
-REPLAY = "replay"  # --model replay: each task answers from its own cassette
 DEFAULT_ITERATIONS = 10
 
 

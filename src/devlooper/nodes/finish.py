@@ -96,7 +96,6 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
     kept = kept_state(state, ctx, status)
     box = await sandbox_of(kept, ctx)
     manifest = await build_manifest(box, template_of(state, ctx), kept.get("files", {}))
-    await release(state["run_id"])
     files = {**kept.get("files", {}), **manifest}
     if not has_readme(files):  # the output stands alone for a person too
         notes = (state.get("project") or {}).get("notes", "")
@@ -117,17 +116,22 @@ async def finish(state: State, runtime: Runtime[Context]) -> dict:
         report["reason"] = reason
     else:
         report["output"] = {"iteration": state["iteration"], "tests_pass": status == "passed"}
-    if ctx.output_dir:
-        await asyncio.to_thread(write_output, ctx.output_dir, files, report, render_html)
+    # The sandbox is no longer needed: it is removed while the output is written.
+    writing = [asyncio.to_thread(write_output, ctx.output_dir, files, report, render_html)] if ctx.output_dir else []
+    for outcome_ in await asyncio.gather(release(state["run_id"]), *writing, return_exceptions=True):
+        if isinstance(outcome_, BaseException):
+            raise outcome_
     # The state's files end as what was written (a server user gets them back
     # without an output directory): the manifest, and with --keep-best the best files.
-    gone = {path: None for path in state.get("files", {}) if path not in files}
+    # Only what changed is written: the checkpoint stores this step's writes.
+    current = state.get("files", {})
+    gone = {path: None for path in current if path not in files}
+    changed = {path: text for path, text in files.items() if current.get(path) != text}
     # The state's report leaves out the timeline (tens of KiB per iteration, and the last
     # checkpoint holds the whole state): it is in report.json, and `devlooper report`
     # rebuilds it from the checkpoints' step events.
     kept_report = {k: v for k, v in report.items() if k != "timeline"}
-    return {"status": status, "reason": reason, "files": {**gone, **files}, "report": kept_report}
-
+    return {"status": status, "reason": reason, "files": {**gone, **changed}, "report": kept_report}
 
 async def run_steps(state: State) -> list[dict]:
     """This run's step events, from its checkpoints (report.timeline); empty without a

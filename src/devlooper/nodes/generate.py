@@ -27,6 +27,7 @@ from .common import (
     template_of,
     timed,
 )
+from ..sandboxes.pool import release
 from .environment import install_layer, run_env_step, sync_manifest
 
 
@@ -74,7 +75,19 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
     # written (plancheck); the refused ones are left out of the plan and fed back.
     kept, refused = check_file_list([spec.path for spec in plan.files], template.setup_files, template)
     plan = plan.model_copy(update={"files": [spec for spec in plan.files if spec.path in kept]})
-    written = await asyncio.gather(*(write(spec) for spec in plan.files))
+    run_id = state.get("run_id") or uuid.uuid4().hex
+    # The sandbox and its environment are built while the model writes the files: the
+    # test step that follows finds them ready (the pool keeps the run's sandbox).
+    early = {**state, "run_id": run_id, "env_template": template.model_dump(mode="json")}
+    warming = asyncio.create_task(sandbox_of(early, ctx, dict(template.setup_files)))
+    try:
+        written = await asyncio.gather(*(write(spec) for spec in plan.files))
+        box = await warming
+    except BaseException:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+        await release(run_id)  # not in the state yet: nothing else would free it
+        raise
     oversized = {path: why for path, content, _ in written if (why := too_large(content))}
     refused += [refusal(0, "fix", path, why) for path, why in oversized.items()]
     files = {**template.setup_files, **{path: content for path, content, _ in written if path not in oversized}}
@@ -82,7 +95,6 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
         for name, value in used.items():
             usage[name] = usage.get(name, 0) + value
 
-    run_id = state.get("run_id") or uuid.uuid4().hex
     update: dict = {
         "run_id": run_id,
         "sandbox_settings": sandbox_settings(ctx),
@@ -105,4 +117,6 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict:
             synced, _ = await sync_manifest(box, template, files, 0)
             update["files"] = {**files, **synced}
         await box.sync_files(update["files"])  # what the install wrote is undone; the manifest is in
+    else:
+        await box.sync_files(files)  # the live sandbox equals the state after every step
     return update

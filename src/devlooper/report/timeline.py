@@ -13,9 +13,10 @@ compiled without a checkpointer) is told from its state, with less detail.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+if TYPE_CHECKING:  # a type only: the report page is rendered without LangGraph loaded
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from .. import events as ev
 

@@ -140,11 +140,7 @@ class Bubblewrap:
         else:
             preexec = functools.partial(limits.setrlimits, timeout)
         inside = workdir + ("/" + step.cwd if step.cwd else "")
-        mounts = bwrap.Mounts(rw={str(step.workspace): workdir, str(step.tmp): "/tmp"})
-        (mounts.rw if step.env_writable else mounts.ro)[str(step.env_dir)] = ENV_MOUNT
-        for name, path in step.caches.items():
-            mounts.rw[str(path)] = CACHE_MOUNTS[name]
-        mounts.ro.update(step.read_only)
+        mounts = self._mounts(step, workdir)
         network, extra = None, []
         if step.network:
             resolv = step.tmp.parent / "resolv.conf"  # outside the command's reach: beside its /tmp
@@ -153,10 +149,26 @@ class Bubblewrap:
             mounts.ro[str(resolv)] = "/etc/resolv.conf"
             network = netns.SlirpNetwork()
             extra = network.bwrap_args
-        # The template's tools are on PATH (runtimes.tool_path): their toolchains are bound.
-        toolchains = [d for d in env.get("PATH", "").split(":") if d and not d.startswith(ENV_MOUNT)]
-        wrapped = bwrap.wrap(argv, mounts, workdir=inside, env=env, toolchains=toolchains, extra=extra)
+        wrapped = bwrap.wrap(argv, mounts, workdir=inside, env=env, toolchains=_toolchains(env), extra=extra)
         return Prepared(wrapped, step.tmp.parent, preexec, network)
+
+    def resident(self, step: Step, env: dict[str, str], workdir: str, helper: list[str]) -> list[str]:
+        """The command line of a resident sandbox (``resident``) that would run ``step``:
+        the same namespaces and mounts as ``prepare``'s, with ``helper`` in place of the
+        command and no environment (each command brings its own). Build steps, which
+        need a network of their own, are not run this way."""
+        if step.network:
+            raise ValueError("a step with a network runs in a sandbox of its own")
+        return bwrap.wrap(helper, self._mounts(step, workdir), workdir=workdir, env={}, toolchains=_toolchains(env))
+
+    @staticmethod
+    def _mounts(step: Step, workdir: str) -> bwrap.Mounts:
+        mounts = bwrap.Mounts(rw={str(step.workspace): workdir, str(step.tmp): "/tmp"})
+        (mounts.rw if step.env_writable else mounts.ro)[str(step.env_dir)] = ENV_MOUNT
+        for name, path in step.caches.items():
+            mounts.rw[str(path)] = CACHE_MOUNTS[name]
+        mounts.ro.update(step.read_only)
+        return mounts
 
 
 class NoIsolation:
@@ -182,6 +194,11 @@ class NoIsolation:
             preexec = functools.partial(limits.setrlimits, timeout, nproc_base=base)
         cwd = step.workspace / step.cwd if step.cwd else step.workspace
         return Prepared(argv, cwd, preexec, None)
+
+
+def _toolchains(env: dict[str, str]) -> list[str]:
+    """The template's tools are on PATH (``runtimes.tool_path``): their toolchains are bound."""
+    return [d for d in env.get("PATH", "").split(":") if d and not d.startswith(ENV_MOUNT)]
 
 
 def isolation_for(name: str) -> Isolation:

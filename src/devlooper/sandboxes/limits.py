@@ -60,17 +60,22 @@ class Limits:
             args.append(f"--fsize={self.file_size_mb * MB}")
         return args
 
+    def rlimits(self, timeout: float, *, nproc_base: int = 0) -> list[tuple[str, int, int]]:
+        """The limits as ``(resource name, soft, hard)``, as a child sets them before its exec."""
+        cpu = self.cpu_for(timeout)
+        out = [("RLIMIT_CPU", cpu, cpu + 1)]
+        if self.address_space_mb:
+            out.append(("RLIMIT_AS", self.address_space_mb * MB, self.address_space_mb * MB))
+        if self.processes:
+            out.append(("RLIMIT_NPROC", self.processes + nproc_base, self.processes + nproc_base))
+        if self.file_size_mb:
+            out.append(("RLIMIT_FSIZE", self.file_size_mb * MB, self.file_size_mb * MB))
+        return out
+
     def setrlimits(self, timeout: float, *, nproc_base: int = 0) -> None:
         """The same limits for the current process (used in a child when ``prlimit`` is missing)."""
-        cpu = self.cpu_for(timeout)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        if self.address_space_mb:
-            resource.setrlimit(resource.RLIMIT_AS, (self.address_space_mb * MB,) * 2)
-        if self.processes:
-            resource.setrlimit(resource.RLIMIT_NPROC, (self.processes + nproc_base,) * 2)
-        if self.file_size_mb:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_mb * MB,) * 2)
-
+        for name, soft, hard in self.rlimits(timeout, nproc_base=nproc_base):
+            resource.setrlimit(getattr(resource, name), (soft, hard))
 
 def prlimit_binary() -> str | None:
     return shutil.which("prlimit")

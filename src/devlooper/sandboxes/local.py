@@ -45,6 +45,7 @@ from .envcache import EnvCache, chown_tree, copy_tree, relocate, remove_tree
 from .isolation import LocalSettings, Prepared, Step, default_cache_dir, isolation_for
 from .limits import MB, Limits
 from .process import run_process
+from .resident import Resident, ResidentError, helper_argv, interpreter
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -90,6 +91,12 @@ class LocalSandbox(Sandbox):
         self._packages_digest = ""
         self._declared: dict[str, str] = {}  # host path -> path inside, for declared local packages
         self._own: set[str] = set()  # entries this sandbox built (usable even when not replayable)
+        # Commands of a started bubblewrap sandbox run in one resident sandbox process
+        # (``resident``): one more command is a fork, not a new set of namespaces.
+        self._resident: Resident | None = None
+        self._resident_lock = asyncio.Lock()
+        self.resident_off: str | None = None if self.isolated else "not isolated by bubblewrap"
+        self._warming: asyncio.Task | None = None
 
     @classmethod
     def check_config(cls, ctx: Context | None = None) -> None:
@@ -113,6 +120,14 @@ class LocalSandbox(Sandbox):
         self.env_key = self._key(self.spec.layers)
         self.layers = list(self.spec.layers)
         await asyncio.to_thread(self._link_env)
+        if self.resident_off is None:
+            # Started in the background, while the run's first model calls are made.
+            self._warming = asyncio.create_task(self._warm_resident())
+
+    async def _warm_resident(self) -> None:
+        async with self._resident_lock:
+            step = self._step_for("true", self.workspace, self.env_dir, writable=False, network=False)
+            await asyncio.to_thread(self._resident_for, step, None)
 
     def _prepare(self) -> None:
         """Check the isolation, make the workspace and private /tmp, open the cache."""
@@ -143,6 +158,12 @@ class LocalSandbox(Sandbox):
         }
 
     async def close(self) -> None:
+        if self._warming is not None:
+            await asyncio.gather(self._warming, return_exceptions=True)
+            self._warming = None
+        if self._resident is not None:
+            resident, self._resident = self._resident, None
+            await asyncio.to_thread(resident.close)
         if self.root is not None:
             await asyncio.to_thread(remove_tree, self.root)
             self.root = None
@@ -297,7 +318,54 @@ class LocalSandbox(Sandbox):
         step = self._step_for(command, self.workspace, self.env_dir, cwd=cwd, writable=False, network=network)
         if self.env_key:  # a run that keeps testing keeps its environment from being pruned
             await asyncio.to_thread(self.cache.touch, self.env_key)
+        # One command at a time goes to the resident sandbox; one that comes while it is
+        # busy (commands run concurrently) gets a bubblewrap of its own, as does a command
+        # that needs a network.
+        if self._warming is not None:  # started with the sandbox: long done by the first test run
+            await asyncio.gather(self._warming, return_exceptions=True)
+            self._warming = None
+        if not network and self.resident_off is None and not self._resident_lock.locked():
+            async with self._resident_lock:
+                resident, full_env, inside = await asyncio.to_thread(self._resident_for, step, env)
+                if resident is not None:
+                    return await self._run_resident(resident, step, full_env, inside, timeout)
         return await self._run(step, timeout=timeout, env=env, building=False)
+
+    def _resident_for(self, step: Step, env: dict[str, str] | None) -> tuple[Resident | None, dict[str, str], str]:
+        """The resident sandbox process for ``step``'s view of the host (started, or
+        restarted when the view changed: a new layer's environment), the command's
+        environment and its directory inside. None when it cannot start here: every
+        command then runs in a bubblewrap of its own, as before."""
+        full_env = self._full_env(step, env, building=False)
+        workdir = self.template.workdir
+        inside = workdir + ("/" + step.cwd if step.cwd else "")
+        python = interpreter()
+        if python is None:
+            self.resident_off = "no base Python interpreter the sandbox can see"
+            return None, full_env, inside
+        argv = self.strategy.resident(step, full_env, workdir, helper_argv(python))
+        if self._resident is not None and (self._resident.argv != argv or not self._resident.alive):
+            self._resident.close()
+            self._resident = None
+        if self._resident is None:
+            try:
+                self._resident = Resident(argv, cwd=step.tmp.parent)
+            except (ResidentError, OSError) as exc:
+                self.resident_off = str(exc)
+                return None, full_env, inside
+        return self._resident, full_env, inside
+
+    async def _run_resident(
+        self, resident: Resident, step: Step, full_env: dict[str, str], inside: str, timeout: float
+    ) -> ExecResult:
+        try:
+            return await asyncio.to_thread(
+                resident.run, step.argv, cwd=inside, env=full_env, timeout=timeout,
+                rlimits=self.limits.rlimits(timeout), memory_mb=self.limits.memory_mb,
+            )
+        except asyncio.CancelledError:
+            resident.kill()  # the command and all it started die now; the next command starts afresh
+            raise
 
     def _step_for(
         self,
@@ -336,12 +404,15 @@ class LocalSandbox(Sandbox):
     def _prepare_step(
         self, step: Step, env: dict[str, str] | None, timeout: float, building: bool
     ) -> tuple[dict[str, str], Prepared]:
+        full_env = self._full_env(step, env, building=building)
+        return full_env, self.strategy.prepare(step, full_env, self.limits, timeout, self.template.workdir)
+
+    def _full_env(self, step: Step, env: dict[str, str] | None, *, building: bool) -> dict[str, str]:
         seen_env, seen_tmp, seen_caches = self.strategy.seen(step)
         if not building:
             # Tests get no shared download cache: an offline install must fail, not be served from it.
             seen_caches = {"pip": f"{seen_tmp}/pip-cache", "npm": f"{seen_tmp}/npm-cache"}
-        full_env = {**self._env(seen_env, seen_tmp, seen_caches, building=building), **(env or {})}
-        return full_env, self.strategy.prepare(step, full_env, self.limits, timeout, self.template.workdir)
+        return {**self._env(seen_env, seen_tmp, seen_caches, building=building), **(env or {})}
 
     def layer_command(self, layer: Layer) -> str:
         """An install's packages, with the template's declared local packages named by

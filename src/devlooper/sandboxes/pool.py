@@ -165,8 +165,10 @@ async def release_claimed(token: Token) -> None:
     _claimed.reset(token)
     for run_id in sorted(claimed):
         await release(run_id)
+        _locks.pop(run_id, None)  # the run is over: nothing of it stays in the process
 
 
 async def release_all() -> None:
     for run_id in list(_live):
         await release(run_id)
+    _locks.clear()

@@ -264,7 +264,7 @@ class State(InputState):
     decisions: Annotated[list[Decision], operator.add]  # every pause answered, every command policy refusal
     # Where generated code runs and how it is confined, as the run started:
     # {"backend": "local", "isolation": "bwrap" | "none"}, or isolation "remote" for e2b/modal.
-    sandbox_settings: dict[str, str]
+    sandbox_settings: dict[str, Any]
     env_template: dict  # the resolved template (EnvTemplate as a dict): a run never depends on its file again
     status: Status
     reason: str

@@ -62,11 +62,18 @@ async def confined(runtime: Runtime[Context]) -> Runtime[Context]:
     return runtime.override(context=checked)
 
 
-def sandbox_settings(ctx: Context) -> dict[str, str]:
+def sandbox_settings(ctx: Context) -> dict[str, Any]:
     """Where the run's generated code runs and how it is confined: the backend and,
-    for the local one, its isolation (``bwrap`` or ``none``); a remote backend's
-    code runs on its provider's machines (``remote``)."""
-    return {"backend": ctx.sandbox, "isolation": ctx.isolation if ctx.sandbox == "local" else "remote"}
+    for the local one, its isolation (``bwrap`` or ``none``) and its other settings
+    (limits, cache directory and cap: ``LocalSettings``, saved with the run so that a
+    resume in another shell reproduces them); a remote backend's code runs on its
+    provider's machines (``remote``)."""
+    if ctx.sandbox != "local":
+        return {"backend": ctx.sandbox, "isolation": "remote"}
+    from ..sandboxes.isolation import LocalSettings  # noqa: PLC0415
+
+    local = LocalSettings.from_env(ctx.isolation).model_dump(mode="json")
+    return {"backend": "local", "isolation": ctx.isolation, "local": local}
 
 
 def template_of(state: State, ctx: Context) -> EnvTemplate:
@@ -104,6 +111,7 @@ async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = 
         layer_timeout=ctx.install_timeout,
         layer_network=ctx.layer_network,
         isolation=ctx.isolation,
+        settings=(state.get("sandbox_settings") or {}).get("local"),
         # What the run may still spend in its sandbox: each iteration's test and install
         # limits (a remote backend whose lifetime is fixed at creation, Modal, uses it).
         lifetime=ctx.max_iterations * (ctx.test_timeout + ctx.install_timeout),

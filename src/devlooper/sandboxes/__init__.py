@@ -45,6 +45,7 @@ def make_sandbox(
     layer_network: bool = True,
     isolation: str | None = None,
     lifetime: float | None = None,
+    settings: dict | None = None,
 ) -> Sandbox:
     """Construct (not start) a sandbox of backend ``name``."""
     spec = SandboxSpec(
@@ -54,6 +55,7 @@ def make_sandbox(
         layer_network=layer_network,
         isolation=isolation,
         lifetime=lifetime,
+        settings=settings,
     )
     return sandbox_class(name)(spec)
 

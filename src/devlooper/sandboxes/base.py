@@ -87,6 +87,7 @@ class SandboxSpec:
     run_id: str = "run"
     layer_network: bool = True  # installs and environment commands may reach the network
     isolation: str | None = None  # local backend: "bwrap" or "none" (Context.isolation); None: the default
+    settings: dict | None = None  # the backend's settings as the run recorded them (local: LocalSettings)
     lifetime: float | None = None  # remote backends: seconds the run may still need its sandbox; None: the default
 
 

@@ -76,6 +76,10 @@ class LocalSandbox(Sandbox):
         settings: LocalSettings | None = None,
     ) -> None:
         super().__init__(spec)
+        if settings is None and spec.settings:
+            # As the run recorded them (a resume reproduces them), with the isolation it asks for now.
+            recorded = LocalSettings.model_validate(spec.settings)
+            settings = recorded.model_copy(update={"isolation": isolation or spec.isolation or recorded.isolation})
         settings = settings or LocalSettings.from_env(isolation or spec.isolation)
         if limits is not None:
             settings = settings.model_copy(update={"limits": limits})

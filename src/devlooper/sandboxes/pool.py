@@ -46,6 +46,7 @@ async def sandbox_for(
     layer_network: bool = True,
     isolation: str | None = None,
     lifetime: float | None = None,
+    settings: dict | None = None,
 ) -> Sandbox:
     claimed = _claimed.get()
     if claimed is not None:
@@ -73,6 +74,7 @@ async def sandbox_for(
                 layer_network=layer_network,
                 isolation=isolation,
                 lifetime=lifetime,
+                settings=settings,
             )
             await box.start()
             _live[run_id] = box

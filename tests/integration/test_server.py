@@ -191,7 +191,8 @@ async def test_a_whole_run_through_the_sdk(server: str, root: Path, tmp_path: Pa
     recorded = json.loads((root / "runs" / f"{thread['thread_id']}.json").read_text())
     assert [c["key"] for c in recorded["calls"]][0] == "plan_project"
     # The isolation the run's code ran with, through the API and in the report.
-    assert values["sandbox_settings"] == {"backend": "local", "isolation": "bwrap"}
+    settings = values["sandbox_settings"]
+    assert (settings["backend"], settings["isolation"], settings["local"]["isolation"]) == ("local", "bwrap", "bwrap")
     assert report["isolation"] == values["report"]["isolation"] == "bwrap"
 
     history = await client.threads.get_history(thread["thread_id"], limit=50)

@@ -162,15 +162,16 @@ class LocalSandbox(Sandbox):
         }
 
     async def close(self) -> None:
-        if self._warming is not None:
-            await asyncio.gather(self._warming, return_exceptions=True)
-            self._warming = None
-        if self._resident is not None:
+        warming, self._warming = self._warming, None
+        try:
+            if warming is not None:
+                await asyncio.gather(warming, return_exceptions=True)
+        finally:
             resident, self._resident = self._resident, None
-            await asyncio.to_thread(resident.close)
-        if self.root is not None:
-            await asyncio.to_thread(remove_tree, self.root)
-            self.root = None
+            root, self.root = self.root, None
+            # One worker thread does all of it: a stopped run is cancelled more than once on
+            # its way out, and a cancel cannot cut short a thread that has started.
+            await asyncio.to_thread(_release, resident, root)
 
     # --- files -------------------------------------------------------------
     async def write_file(self, path: str, content: str) -> None:
@@ -606,6 +607,14 @@ def _changes(before: dict[str, str | None], after: dict[str, str | None]) -> dic
     if any(t is None for t in written.values()) or sum(len(t) for t in written.values()) > CHANGES_CAP:
         return False
     return {"written": written, "deleted": sorted(p for p in before if p not in after)}
+
+
+def _release(resident, root: Path | None) -> None:
+    """Stop the resident process and remove the sandbox's directories."""
+    if resident is not None:
+        resident.close()
+    if root is not None:
+        remove_tree(root)
 
 
 def local_packages_digest(packages: dict[str, str]) -> str:

@@ -92,7 +92,7 @@ async def _reconnect(
     run_id: str, backend: str, template: EnvTemplate, layers: list[Layer], layer_network: bool, lifetime: float | None
 ) -> Sandbox | None:
     """The run's parked sandbox, attached again, if it is alive and fits the state."""
-    note = parked.take(run_id)
+    note = await asyncio.to_thread(parked.take, run_id)  # files: off a server's event loop
     if note is None or note.get("backend") != backend or note.get("environment") != template.environment_fingerprint():
         return None
     have = note.get("layers") or []
@@ -150,10 +150,10 @@ async def pause(run_id: str) -> None:
         return
     sandbox_id = box.sandbox_id
     if sandbox_id is None:
-        await box.close()
+        await _uncancellable(box.close())
         return
     await box.park(IDLE_LIFETIME)
-    parked.record(run_id, box.name, sandbox_id, box.template, box.layers)
+    await asyncio.to_thread(parked.record, run_id, box.name, sandbox_id, box.template, box.layers)
 
 
 def claim() -> Token:

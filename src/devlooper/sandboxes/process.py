@@ -142,13 +142,21 @@ def _run(argv, cwd, env, timeout, cap, memory_mb, preexec, started_procs, attach
     for reader in readers:
         reader.join(GRACE)
     kill = killed or classify(proc.returncode, bytes(err.tail or err.head))
-    timed_out = kill == "timeout"
+    code = 137 if kill == "memory" and proc.returncode < 0 else proc.returncode
+    return buffered_result(code, out, err, killed=kill, started=started)
+
+
+def buffered_result(
+    exit_code: int, out: BoundedBuffer, err: BoundedBuffer, *, killed: Kill | None, started: float
+) -> ExecResult:
+    """A finished command's result from its bounded output: a timeout reads as exit 124."""
+    timed_out = killed == "timeout"
     return ExecResult(
-        exit_code=124 if timed_out else 137 if kill == "memory" and proc.returncode < 0 else proc.returncode,
+        exit_code=124 if timed_out else exit_code,
         stdout=out.text(),
         stderr=err.text(),
         timed_out=timed_out,
-        killed=kill,
+        killed=killed,
         truncated=bool(out.dropped or err.dropped),
         dropped=out.dropped + err.dropped,
         duration=time.monotonic() - started,

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..bounded import BoundedBuffer
 from .base import ExecResult
 from .limits import classify
-from .process import OUTPUT_CAP, kill_tree
+from .process import OUTPUT_CAP, buffered_result, kill_tree
 
 READY_TIMEOUT = 20.0  # seconds for the helper to say it is ready
 BACKSTOP = 10.0  # seconds past a command's timeout before the host gives up on the helper
@@ -149,23 +149,9 @@ class Resident:
             self._close()
             timed_out = time.monotonic() >= deadline
             err.write(f"\n[the sandbox process failed: {exc}]".encode())
-            return ExecResult(
-                124 if timed_out else 125, stdout=out.text(), stderr=err.text(), timed_out=timed_out,
-                killed="timeout" if timed_out else None, truncated=bool(out.dropped or err.dropped),
-                dropped=out.dropped + err.dropped, duration=time.monotonic() - started,
-            )
+            return buffered_result(125, out, err, killed="timeout" if timed_out else None, started=started)
         kill = killed or classify(code, bytes(err.tail or err.head))
-        timed_out = kill == "timeout"
-        return ExecResult(
-            exit_code=124 if timed_out else code,
-            stdout=out.text(),
-            stderr=err.text(),
-            timed_out=timed_out,
-            killed=kill,
-            truncated=bool(out.dropped or err.dropped),
-            dropped=out.dropped + err.dropped,
-            duration=time.monotonic() - started,
-        )
+        return buffered_result(code, out, err, killed=kill, started=started)
 
     def kill(self) -> None:
         """Kill the sandbox process and everything in it (its pid namespace dies with it).

@@ -114,14 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     tn.add_argument("--output", required=True, metavar="PATH", help="where to save the template (.toml)")
     tn.add_argument("--force", action="store_true", help="replace an existing file")
     tn.add_argument("--attempts", type=int, default=3, help="drafts before giving up (default 3)")
-    _settings(tn, template=False)
+    # A template draft is bounded by --attempts; the run budgets below do not apply to it.
+    _settings(tn, template=False, budgets=False)
     return p
 
 
 DB_HELP = "checkpoint database: a SQLite file, or a postgresql:// URL (default: a SQLite file in the user data directory)"
 
 
-def _settings(p: argparse.ArgumentParser, template: bool = True) -> None:
+def _settings(p: argparse.ArgumentParser, template: bool = True, budgets: bool = True) -> None:
     if template:
         p.add_argument("--template", default=None, help="environment template (see `devlooper templates`)")
     p.add_argument("--sandbox", default=None, help="where code runs: local (default), e2b, modal")
@@ -131,6 +132,11 @@ def _settings(p: argparse.ArgumentParser, template: bool = True) -> None:
     _isolation_option(p)
     p.add_argument("--structured-output", default=None, choices=STRUCTURED_MODES,
                    help="how plans are asked for: json_schema (default), function_calling, json_mode (docs/models.md)")
+    if budgets:
+        _budget_options(p)
+
+
+def _budget_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-prompt-tokens", type=int, default=None, metavar="N",
                    help=f"tokens one prompt may hold (default {MAX_PROMPT_TOKENS})")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",

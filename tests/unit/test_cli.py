@@ -195,3 +195,12 @@ def test_a_remote_sandbox_is_shown_as_remote_isolation(capsys, tmp_path, monkeyp
     monkeypatch.setenv("E2B_API_KEY", "e2b-test")  # the run stops at its first model call, before any sandbox
     _, text = start(capsys, tmp_path, "--sandbox", "e2b")
     assert "sandbox e2b · isolation remote" in text and "unconfined" not in text, text
+
+
+def test_template_new_offers_no_run_budget_it_would_ignore(capsys, tmp_path):
+    # A template draft is bounded by --attempts; a run budget given to it would be silently ignored.
+    for option in ("--max-tokens", "--max-cost", "--max-prompt-tokens"):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["template", "new", "Go with go test", "--output", str(tmp_path / "t.toml"), option, "5"])
+        assert exit_.value.code == 2
+        assert option in capsys.readouterr().err

@@ -32,7 +32,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
-from .budgets import MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
+from .budgets import EMBEDDING_RETRIES, EMBEDDING_TIMEOUT, MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
 from . import events
 from .cassette import CALL_KEY, Recorder, ReplayChatModel, continue_recording, recorder_for
 from .context import REPLAY_PREFIX, STRUCTURED_MODES
@@ -105,6 +105,8 @@ def load_embeddings(spec: str, base_url: str | None = None) -> Embeddings:
             "or openai:nomic-embed-text with an OpenAI-compatible base URL)"
         )
     kwargs: dict[str, Any] = {}
+    if provider == "openai":
+        kwargs.update(timeout=EMBEDDING_TIMEOUT, max_retries=EMBEDDING_RETRIES)
     if base_url:
         kwargs["base_url"] = base_url
         if provider == "openai":
@@ -123,7 +125,9 @@ def load_embeddings(spec: str, base_url: str | None = None) -> Embeddings:
     try:
         return init_embeddings(name, provider=provider, **kwargs)
     except (ImportError, ValueError) as exc:
-        raise ConfigError(f"cannot load embedding model {spec!r}: {_first_line(exc)}") from None
+        # init_embeddings lists the providers it knows, one a line: one line here.
+        why = " ".join(str(exc).replace(":\n  - ", ": ").replace("\n  - ", ", ").split())[:600]
+        raise ConfigError(f"cannot load embedding model {spec!r}: {why}") from None
 
 
 # --- errors ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .context import Context
+from .context import UNRECORDED, Context
 from .nodes.finish import build_report
 from .output import write_report
 from .report import branch_events, iterations, render_html, state_events
@@ -65,7 +65,7 @@ def _recorded(metadata: dict | None) -> dict[str, Any]:
 
 def _context(recorded: dict[str, Any]) -> Context:
     """The run's settings as far as a report needs them (a chat model object is named, not needed)."""
-    names = {f.name for f in fields(Context)} - {"chat_model"}
+    names = {f.name for f in fields(Context)} - UNRECORDED
     ctx = Context(**{k: v for k, v in recorded.items() if k in names and v is not None})
     if recorded.get("chat_model_class"):
         ctx.model = recorded["chat_model_class"]

@@ -41,6 +41,10 @@ DOCS_CHARS = 6_000  # characters of one read_docs answer kept (in the state and 
 STRUCTURED_RETRIES = 2  # a structured reply that does not validate is asked for again this often
 MODEL_RETRIES = 4  # retries of a call that hit a rate limit, a 5xx, a timeout or a dropped connection
 MAX_RETRY_WAIT = 120.0  # seconds of waiting between those retries, in all, before the run stops
+# An embedding call that fails falls back to BM25 (prompts/semantic.py): it is given less
+# time and fewer retries than a model call, which a run cannot do without.
+EMBEDDING_TIMEOUT = 60.0
+EMBEDDING_RETRIES = 1
 
 # --- the state (what every checkpoint stores) ---------------------------------------
 MAX_DIFF_CHARS = 8_000  # characters of one edit's diff kept (its hashes and line counts stay exact)

@@ -114,25 +114,34 @@ def _parser() -> argparse.ArgumentParser:
     tn.add_argument("--output", required=True, metavar="PATH", help="where to save the template (.toml)")
     tn.add_argument("--force", action="store_true", help="replace an existing file")
     tn.add_argument("--attempts", type=int, default=3, help="drafts before giving up (default 3)")
-    # A template draft is bounded by --attempts; the run budgets below do not apply to it.
-    _settings(tn, template=False, budgets=False)
+    # A template draft is bounded by --attempts and shows no project code: the loop's
+    # budgets and retrieval options do not apply to it.
+    _settings(tn, template=False, loop=False)
     return p
 
 
 DB_HELP = "checkpoint database: a SQLite file, or a postgresql:// URL (default: a SQLite file in the user data directory)"
 
 
-def _settings(p: argparse.ArgumentParser, template: bool = True, budgets: bool = True) -> None:
+def _settings(p: argparse.ArgumentParser, template: bool = True, loop: bool = True) -> None:
+    """The run settings a command takes; ``loop``: whether it runs the fix loop, whose prompts
+    show a project's code and whose budgets apply."""
     if template:
         p.add_argument("--template", default=None, help="environment template (see `devlooper templates`)")
     p.add_argument("--sandbox", default=None, help="where code runs: local (default), e2b, modal")
     p.add_argument("--model", default=None, help="provider:model, or replay:CASSETTE (env: DEVLOOPER_MODEL)")
     p.add_argument("--base-url", default=None, help="base URL of an OpenAI-compatible server")
+    if loop:
+        p.add_argument("--embeddings", default=None, metavar="PROVIDER:MODEL",
+                       help="embedding model that helps choose the code a prompt shows, with BM25 "
+                       "(e.g. openai:text-embedding-3-small; default none: BM25 alone) (env: DEVLOOPER_EMBEDDINGS)")
+        p.add_argument("--embeddings-base-url", default=None, metavar="URL",
+                       help="base URL of the OpenAI-compatible server for --embeddings (default: --base-url)")
     p.add_argument("--record", default=None, metavar="PATH", help="record every model reply to a cassette")
     _isolation_option(p)
     p.add_argument("--structured-output", default=None, choices=STRUCTURED_MODES,
                    help="how plans are asked for: json_schema (default), function_calling, json_mode (docs/models.md)")
-    if budgets:
+    if loop:
         _budget_options(p)
 
 
@@ -207,6 +216,8 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
     return {
         "model": getattr(args, "model", None),
         "base_url": getattr(args, "base_url", None),
+        "embeddings": getattr(args, "embeddings", None),
+        "embeddings_base_url": getattr(args, "embeddings_base_url", None),
         "record": getattr(args, "record", None),
         "structured_output": getattr(args, "structured_output", None),
         "max_prompt_tokens": getattr(args, "max_prompt_tokens", None),
@@ -242,7 +253,7 @@ def _context(args: argparse.Namespace, **overrides: object) -> Context:
 def _check(ctx: Context, force: bool, output: bool = True) -> Context:
     """Fail before any work on what can be checked up front."""
     from .approval import check_policy  # noqa: PLC0415
-    from .models import load_chat_model  # noqa: PLC0415
+    from .models import load_chat_model, load_embeddings  # noqa: PLC0415
     from .sandboxes import sandbox_class  # noqa: PLC0415
     from .usage import price_of  # noqa: PLC0415
 
@@ -262,6 +273,8 @@ def _check(ctx: Context, force: bool, output: bool = True) -> Context:
     check_policy(ctx)
     sandbox_class(ctx.sandbox).check_config(ctx)
     load_chat_model(ctx.model, ctx.base_url)
+    if ctx.embeddings:
+        load_embeddings(ctx.embeddings, ctx.embeddings_base_url or ctx.base_url)
     if output and ctx.output_dir:
         check_output_dir(ctx.output_dir, force)
         _list_replaced(ctx.output_dir, force)

@@ -5,8 +5,8 @@ Every field that was not given falls back to an environment variable
 CLI. A value that was given always wins, even when it equals the default:
 ``--sandbox local`` with ``DEVLOOPER_SANDBOX=e2b`` set runs locally. Studio
 renders the field descriptions in its configuration panel; the fields marked
-``SkipJsonSchema`` are not in it (``chat_model`` is Python-only; the template
-is given in the input).
+``SkipJsonSchema`` are not in it (``chat_model`` and ``embedding_model`` are
+Python-only; the template is given in the input).
 """
 
 from __future__ import annotations
@@ -46,6 +46,25 @@ class Context:
     base_url: str | None = field(
         default=None,
         metadata={"description": "Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp)."},
+    )
+    embeddings: str | None = field(
+        default=None,
+        metadata={
+            "description": "Embedding model as provider:model (init_embeddings, e.g. openai:text-embedding-3-small): "
+            "the code a prompt shows is then chosen by BM25 and embedding similarity together. None: BM25 alone."
+        },
+    )
+    # Python only, like chat_model: any LangChain ``Embeddings`` object.
+    embedding_model: SkipJsonSchema[Any] = field(
+        default=None,
+        metadata={"description": "A LangChain Embeddings object used instead of `embeddings` (Python API only)."},
+    )
+    embeddings_base_url: str | None = field(
+        default=None,
+        metadata={
+            "description": "Base URL of the OpenAI-compatible server that serves `embeddings`; "
+            "default: base_url (one local server for both)."
+        },
     )
     structured_output: str = field(
         default="json_schema",
@@ -182,7 +201,7 @@ class Context:
         """Fields that were not given take ``DEVLOOPER_<FIELD>`` when it is set."""
         for f in fields(self):
             env = os.environ.get(f"DEVLOOPER_{f.name.upper()}")
-            if env is None or f.name in given or f.name == "chat_model":
+            if env is None or f.name in given or f.name in UNRECORDED:
                 continue
             if f.name == "allow_commands":  # a list: comma-separated in the environment
                 self.allow_commands = [p.strip() for p in env.split(",") if p.strip()]
@@ -200,7 +219,7 @@ class Context:
 
 
 # Settings that are objects, not data: they cannot be recorded, a resume passes them again.
-UNRECORDED = frozenset({"chat_model"})
+UNRECORDED = frozenset({"chat_model", "embedding_model"})
 COMMAND_POLICIES = ("allow", "deny", "ask")
 
 
@@ -214,6 +233,10 @@ def settings_of(ctx: Context) -> dict[str, Any]:
         # The run did not use `model`: a resume must be given the model again, not the default.
         data["model"] = None
         data["chat_model_class"] = type(ctx.chat_model).__name__
+    if ctx.embedding_model is not None:
+        # Likewise: a resume without the object again ranks with BM25 alone, not the default.
+        data["embeddings"] = None
+        data["embedding_model_class"] = type(ctx.embedding_model).__name__
     if data.get("output_dir"):
         # A resume may run from another directory: keep where the output was meant to go.
         data["output_dir"] = str(Path(data["output_dir"]).expanduser().resolve())
@@ -231,7 +254,7 @@ def with_settings(ctx: Context, settings: dict[str, Any] | None) -> Context:
     fill = {k: v for k, v in settings.items() if k in names and k not in given and not (k == "model" and v is None)}
     if not fill:
         return ctx
-    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name in given or f.name == "chat_model"}
+    data = {f.name: getattr(ctx, f.name) for f in fields(ctx) if f.name in given or f.name in UNRECORDED}
     return Context(**{**data, **fill})
 
 

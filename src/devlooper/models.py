@@ -27,11 +27,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
-from .budgets import MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
+from .budgets import EMBEDDING_RETRIES, EMBEDDING_TIMEOUT, MAX_RETRY_WAIT, MODEL_RETRIES, STRUCTURED_RETRIES
 from . import events
 from .cassette import CALL_KEY, Recorder, ReplayChatModel, continue_recording, recorder_for
 from .context import REPLAY_PREFIX, STRUCTURED_MODES
@@ -40,7 +41,7 @@ from .errors import ConfigError, DevlooperError
 __all__ = [
     "CALL_KEY", "REPLAY_PREFIX", "STRUCTURED_MODES", "MalformedOutput", "ModelRejected", "ModelUnavailable",
     "Recorder", "ReplayChatModel", "ask_structured", "ask_text", "continue_recording", "load_chat_model",
-    "recorder_for",
+    "load_embeddings", "recorder_for",
 ]
 
 T = TypeVar("T", bound=BaseModel)
@@ -91,6 +92,42 @@ def load_chat_model(spec: str, base_url: str | None = None) -> BaseChatModel:
         return init_chat_model(name, model_provider=provider, **kwargs)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"cannot load model {spec!r}: {exc}") from None
+
+
+def load_embeddings(spec: str, base_url: str | None = None) -> Embeddings:
+    """Build the embedding model named ``spec`` ("provider:model", as ``init_embeddings``
+    takes it), with the chat model's handling of an OpenAI-compatible ``base_url``.
+    Nothing is sent here: a bad spec is a ConfigError before any model call."""
+    provider, sep, name = spec.partition(":")
+    if not sep or not provider or not name:
+        raise ConfigError(
+            f"embedding model {spec!r} is not provider:model (e.g. openai:text-embedding-3-small, "
+            "or openai:nomic-embed-text with an OpenAI-compatible base URL)"
+        )
+    kwargs: dict[str, Any] = {}
+    if provider == "openai":
+        kwargs.update(timeout=EMBEDDING_TIMEOUT, max_retries=EMBEDDING_RETRIES)
+    if base_url:
+        kwargs["base_url"] = base_url
+        if provider == "openai":
+            # Other servers than OpenAI's take text, not OpenAI's token ids (which the client
+            # sends by default, after counting them with tiktoken).
+            kwargs["check_embedding_ctx_length"] = False
+            if not os.environ.get("OPENAI_API_KEY"):
+                kwargs["api_key"] = "not-needed"  # local servers accept any key
+    elif provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError(
+            "OPENAI_API_KEY is not set for the embedding model: export it, or give the embeddings an "
+            "OpenAI-compatible server (--embeddings-base-url, or --base-url for both models)"
+        )
+    from langchain.embeddings import init_embeddings
+
+    try:
+        return init_embeddings(name, provider=provider, **kwargs)
+    except (ImportError, ValueError) as exc:
+        # init_embeddings lists the providers it knows, one a line: one line here.
+        why = " ".join(str(exc).replace(":\n  - ", ": ").replace("\n  - ", ", ").split())[:600]
+        raise ConfigError(f"cannot load embedding model {spec!r}: {why}") from None
 
 
 # --- errors ------------------------------------------------------------------------

@@ -199,6 +199,8 @@ class LiveView(View):
             self.waiting.clear()
         elif kind == "model_start":
             self.waiting[payload["key"]] = time.monotonic()
+        elif kind == "warning":
+            self.note(f"[yellow]warning:[/] {escape(str(payload.get('message', '')))}")
         elif kind == "model_end":
             self.waiting.pop(payload["key"], None)
             for name, value in payload.items():

@@ -7,12 +7,15 @@ same session is recorded with --record and replayed with --model replay:.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 import threading
+import struct
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -59,7 +62,15 @@ def reply_for(body: dict) -> str:
         return "add() subtracts its arguments."
     if step == "fix_file":
         return "def add(a, b):\n    return a + b\n"
-    return FILES[re.search(r"Write the complete content of `([^`]+)`", prompt).group(1)]
+    return Handler.files[re.search(r"Write the complete content of `([^`]+)`", prompt).group(1)]
+
+
+def vector_of(text: str) -> list[float]:
+    """An embedding as a small local model's might be: its words hashed into 16 buckets."""
+    vector = [0.1] * 16
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vector[hashlib.sha256(word.encode()).digest()[0] % 16] += 1.0
+    return vector
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -70,9 +81,14 @@ class Handler(BaseHTTPRequestHandler):
     requests: list[dict] = []
     times: list[float] = []
     script: dict[str, list] = {}
+    files: dict[str, str] = FILES
+    embeddings: list[dict] = []  # the /embeddings requests
+    embeddings_status = 200
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path.endswith("/embeddings"):
+            return self._embed(body)
         Handler.requests.append(body)
         Handler.times.append(time.monotonic())
         step = step_of(body)
@@ -96,6 +112,21 @@ class Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
         })
 
+    def _embed(self, body: dict) -> None:
+        Handler.embeddings.append(body)
+        if Handler.embeddings_status != 200:
+            status = Handler.embeddings_status
+            return self._send(status, {"error": {"message": f"scripted {status}", "type": "invalid_request_error"}})
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        data = []
+        for i, text in enumerate(texts):
+            vector: list[float] | str = vector_of(text)
+            if body.get("encoding_format") == "base64":  # what the openai client asks for by default
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        self._send(200, {"object": "list", "data": data, "model": body["model"],
+                         "usage": {"prompt_tokens": 10 * len(texts), "total_tokens": 10 * len(texts)}})
+
     def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -113,6 +144,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Handler.requests, Handler.times, Handler.script = [], [], {}
+    Handler.files, Handler.embeddings, Handler.embeddings_status = FILES, [], 200
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -257,3 +289,33 @@ def test_a_token_budget_stops_the_run_and_a_bigger_one_resumes_it(server, tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     report = report_of(tmp_path)
     assert report["status"] == "passed" and report["usage"]["total_tokens"] == 120 * len(Handler.requests)
+
+
+# adder.py with helpers around add(): more code than a 1,000-token prompt shows whole, so
+# the code diagnose sees is chosen by ranking, but small enough to be fixed whole.
+HELPERS = "".join(f"def scale_{i}(value):\n    return value * {i}\n\n\n" for i in range(42))
+LARGER = {**FILES, "adder.py": HELPERS + FILES["adder.py"]}
+
+
+@pytest.mark.parametrize("status", [200, 401])
+def test_an_embedding_model_on_the_same_server_ranks_the_code_and_a_failing_one_does_not_stop_the_run(
+    server, tmp_path, status
+):
+    Handler.files, Handler.embeddings_status = LARGER, status
+    live = run_live(
+        server, tmp_path, "--embeddings", "openai:tiny-embed", "--max-prompt-tokens", "1000", "--json",
+    )
+    assert live.returncode == 0, live.stderr
+    assert report_of(tmp_path)["status"] == "passed"
+    assert Handler.embeddings and all(r["model"] == "tiny-embed" for r in Handler.embeddings)
+    events = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
+    warnings = [e["data"] for e in events if e["event"] == "custom" and e["data"]["event"] == "warning"]
+    if status == 200:
+        # Text, not token ids, reaches a server that is not OpenAI's; each chunk is sent once.
+        sent = [t for r in Handler.embeddings for t in ([r["input"]] if isinstance(r["input"], str) else r["input"])]
+        assert all(isinstance(t, str) for t in sent) and len(sent) == len(set(sent))
+        assert any("def add(a, b)" in t for t in sent)
+        assert not warnings
+    else:
+        [warning] = warnings  # diagnose ranked by BM25 alone, and said so
+        assert "401" in warning["message"] and "BM25 alone" in warning["message"]

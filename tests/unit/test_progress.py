@@ -87,3 +87,11 @@ def test_json_events_are_the_servers_updates_one_per_line():
 def test_quiet_prints_one_line(capsys):
     QuietView().result({"thread_id": "t1", "status": "gave_up", "reason": "tests still fail"}, None)
     assert capsys.readouterr().out.splitlines() == ["gave_up: tests still fail · thread t1"]
+
+
+def test_a_warning_event_is_printed_where_the_run_is_followed():
+    console, out = piped()
+    view = LiveView(console)
+    view.custom({"event": "warning", "about": "embeddings",
+                 "message": "embedding model failed (ConnectError: [refused]); code ranked by BM25 alone"})
+    assert "warning: embedding model failed (ConnectError: [refused]); code ranked by BM25 alone" in out.getvalue()

@@ -27,8 +27,10 @@ from ..plancheck import check_debug_plan, refusal, too_large
 from ..schemas import Action
 from ..state import ActionResult, Layer, State, merge_files
 from .common import (
+    build_prompt,
     context_of,
     model_of,
+    ranker_of,
     sandbox_of,
     template_of,
     timed,
@@ -56,6 +58,7 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
     fixes = [a for a in actions if a.kind == "fix_file"]
     if fixes:
         model, recorder = model_of(ctx)
+        ranker = ranker_of(ctx)
         limit = asyncio.Semaphore(max(1, ctx.max_concurrency))
 
         async def fix(action: Action) -> tuple[Action, str | None, str, dict, float]:
@@ -63,7 +66,7 @@ async def apply(state: State, runtime: Runtime[Context]) -> dict:
             async with limit:
                 started = time.monotonic()
                 key = f"fix_file:{iteration}:{action.path}"
-                messages = prompts.fix_file(state, template, action, ctx.max_prompt_tokens)
+                messages = await build_prompt(ranker, prompts.fix_file, state, template, action, ctx.max_prompt_tokens)
                 text, used = await ask_text(model, messages, key=key, recorder=recorder)
                 if not prompts.fix_as_patch(files, action.path, ctx.max_prompt_tokens):
                     return action, prompts.strip_fences(text), "", used, time.monotonic() - started

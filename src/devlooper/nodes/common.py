@@ -15,7 +15,8 @@ from langgraph.runtime import Runtime
 
 from .. import events
 from ..context import Context, with_settings
-from ..models import Recorder, load_chat_model, recorder_for
+from ..models import Recorder, load_chat_model, load_embeddings, recorder_for
+from ..prompts.retrieval import Ranker, rank
 from ..sandboxes import sandbox_class
 from ..sandboxes.base import Sandbox
 from ..sandboxes.pool import pause, release, sandbox_for
@@ -94,11 +95,45 @@ def model_of(ctx: Context) -> tuple[BaseChatModel, Recorder | None]:
     return model, recorder_for(ctx.record, ctx.model)
 
 
+def ranker_of(ctx: Context) -> Ranker:
+    """How the code a prompt shows is ranked: BM25 alone, or fused with embedding
+    similarity when the run has an embedding model (``prompts.semantic``). The one place
+    that decides; without an embedding model nothing of embeddings is imported."""
+    if ctx.embedding_model is None and not ctx.embeddings:
+        return rank
+    from ..prompts.semantic import HybridRanker  # noqa: PLC0415
+
+    if ctx.embedding_model is not None:
+        inner = ctx.embedding_model
+        name = f"{type(inner).__name__}:{getattr(inner, 'model', '')}:{id(inner)}"
+        return HybridRanker(inner, name)
+    base_url = ctx.embeddings_base_url or ctx.base_url
+    return HybridRanker(load_embeddings(ctx.embeddings, base_url), f"{ctx.embeddings}@{base_url or ''}")
+
+
+def check_embeddings(ctx: Context) -> None:
+    """A bad embedding model setting stops the run at its start, before any model call
+    (the CLI checks it before that: ``cli._check``)."""
+    if ctx.embedding_model is None and ctx.embeddings:
+        load_embeddings(ctx.embeddings, ctx.embeddings_base_url or ctx.base_url)
+
+
+async def build_prompt(ranker: Ranker, build: Callable[..., list], *args: Any, **kwargs: Any) -> list:
+    """``build(*args, ranker=ranker, **kwargs)``: a prompt whose code is ranked by an
+    embedding model is built in a thread, since embedding is a blocking network call
+    that must not hold a server's event loop."""
+    if ranker is rank:
+        return build(*args, ranker=ranker, **kwargs)
+    return await asyncio.to_thread(build, *args, ranker=ranker, **kwargs)
+
+
 async def require_sandbox(ctx: Context) -> None:
     """Before a run's first model call or sandbox: a server or API run that cannot confine
     generated code (no working bubblewrap, a missing key) stops here with the reason, as
-    the CLI does before it starts. In a thread: it may probe bubblewrap once."""
+    the CLI does before it starts; so does a bad embedding model setting. In a thread:
+    it may probe bubblewrap once."""
     await asyncio.to_thread(sandbox_class(ctx.sandbox).check_config, ctx)
+    check_embeddings(ctx)
 
 
 async def sandbox_of(state: State, ctx: Context, files: dict[str, str] | None = None) -> Sandbox:

@@ -11,7 +11,7 @@ from ..loops import detect, events_at, regression
 from ..prompts.history import render_notes
 from ..models import ask_text
 from ..state import LoopEvent, State
-from .common import context_of, model_of, template_of, timed
+from .common import build_prompt, context_of, model_of, ranker_of, template_of, timed
 
 
 @timed("diagnose")
@@ -21,7 +21,9 @@ async def diagnose(state: State, runtime: Runtime[Context]) -> dict:
     iteration = state["iteration"]
     detections = detect(state.get("fingerprints", []), ctx.loop_window)
     notes = render_notes(state, detections, regression(state))
-    messages = prompts.diagnose(state, template_of(state, ctx), ctx.output_limit, notes, ctx.max_prompt_tokens)
+    messages = await build_prompt(
+        ranker_of(ctx), prompts.diagnose, state, template_of(state, ctx), ctx.output_limit, notes, ctx.max_prompt_tokens
+    )
     text, usage = await ask_text(model, messages, key=f"diagnose:{iteration}", recorder=recorder)
     update: dict = {"diagnosis": text.strip(), "usage": usage}
     if detections and not events_at(state, iteration):

@@ -2,7 +2,8 @@
 
 Everything that reaches the model is bounded: parsed failures first, test
 output with its head and tail, the code most relevant to the failure (whole
-files when they fit, else chunks chosen by BM25: ``retrieval``), a file to fix
+files when they fit, else chunks chosen by BM25, with embedding similarity
+when an embedding model is configured: ``retrieval``), a file to fix
 shown whole only when it fits (else its relevant chunks, answered with a
 search/replace patch), and a compact history, newest first (``history``).
 Every prompt as a whole is held to a token budget (``within_budget``,
@@ -22,7 +23,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from ..bounded import clip
 from ..budgets import CHARS_PER_TOKEN, CODE_SHARE, FIX_FILE_SHARE, MAX_PROMPT_TOKENS
 from .history import render_history
-from .retrieval import chunks, failure_query, pick, rank, relevant_code
+from .retrieval import Ranker, chunks, failure_query, pick, rank, relevant_code
 from .tokens import count_tokens
 from ..schemas import Action, ProjectPlan
 from ..state import State, TestRun
@@ -146,16 +147,22 @@ def generate_file(prompt: str, template: EnvTemplate, plan: ProjectPlan, path: s
 
 
 def diagnose(
-    state: State, template: EnvTemplate, output_limit: int, notes: str = "", budget: int = MAX_PROMPT_TOKENS
+    state: State,
+    template: EnvTemplate,
+    output_limit: int,
+    notes: str = "",
+    budget: int = MAX_PROMPT_TOKENS,
+    ranker: Ranker = rank,
 ) -> list[BaseMessage]:
-    """``notes``: what loop memory adds (a regression, a loop warning, a human's guidance)."""
+    """``notes``: what loop memory adds (a regression, a loop warning, a human's guidance);
+    ``ranker``: how the code shown is chosen when not all of it fits (``retrieval``)."""
     run = state["test_runs"][-1]
     files = state.get("files", {})
     output, dropped = clip(run["output"], output_limit)
     dropped += run.get("dropped", 0)
     counts = f", {run['passed']} passed, {run['failed']} failed" if run["passed"] or run["failed"] else ""
     code = relevant_code(
-        files, failure_query(run), relevant_files(files, run["output"]), code_budget(budget, CODE_SHARE)
+        files, failure_query(run), relevant_files(files, run["output"]), code_budget(budget, CODE_SHARE), ranker
     )
     return _messages(
         template,
@@ -201,13 +208,15 @@ def fix_as_patch(files: dict[str, str], path: str, budget: int = MAX_PROMPT_TOKE
     return len(files.get(path) or "") > code_budget(budget, FIX_FILE_SHARE)
 
 
-def fix_file(state: State, template: EnvTemplate, action: Action, budget: int = MAX_PROMPT_TOKENS) -> list[BaseMessage]:
+def fix_file(
+    state: State, template: EnvTemplate, action: Action, budget: int = MAX_PROMPT_TOKENS, ranker: Ranker = rank
+) -> list[BaseMessage]:
     files = state.get("files", {})
     path = action.path
     run = state["test_runs"][-1]
     if fix_as_patch(files, path, budget):
         query = f"{action.instructions}\n{state['diagnosis']}\n{failure_query(run)}"
-        shown = pick(rank(chunks(path, files[path]), query), code_budget(budget, FIX_FILE_SHARE))
+        shown = pick(ranker(chunks(path, files[path]), query), code_budget(budget, FIX_FILE_SHARE))
         lines = files[path].count("\n") + 1
         current = (
             f"`{path}` has {lines} lines, too many to show whole; its parts most relevant to the failure:\n"

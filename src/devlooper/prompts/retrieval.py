@@ -6,11 +6,16 @@ classes first: langchain-text-splitters' code splitters) and ranked with BM25
 tests, their messages and the tail of the output. Identifiers are split into
 their words (``parse_config`` and ``parseConfig`` both match "parse" and
 "config"), since a traceback names functions, not sentences.
+
+With an embedding model configured (``Context.embeddings``) the ranking is BM25's
+and the embedding similarity's fused (``semantic.HybridRanker``): a ``Ranker`` is
+any function of (chunks, query) to chunks, and ``rank`` (BM25) is the default.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePosixPath
@@ -114,13 +119,24 @@ def words(text: str) -> list[str]:
     return out
 
 
+def documents(candidates: list[Chunk]) -> list[Document]:
+    """The chunks as a retriever indexes them: the path with the text, the index in ``i``."""
+    return [Document(f"{c.path}\n{c.text}", metadata={"i": i}) for i, c in enumerate(candidates)]
+
+
+def bm25(docs: list[Document]) -> BM25Retriever:
+    """A BM25 retriever over ``docs`` that returns them all, best first."""
+    return BM25Retriever.from_documents(docs, preprocess_func=words, k=len(docs))
+
+
 def rank(candidates: list[Chunk], query: str) -> list[Chunk]:
-    """``candidates``, most relevant to ``query`` first."""
+    """``candidates``, most relevant to ``query`` first (BM25)."""
     if len(candidates) < 2 or not words(query):
         return list(candidates)
-    docs = [Document(f"{c.path}\n{c.text}", metadata={"i": i}) for i, c in enumerate(candidates)]
-    retriever = BM25Retriever.from_documents(docs, preprocess_func=words, k=len(docs))
-    return [candidates[d.metadata["i"]] for d in retriever.invoke(query)]
+    return [candidates[d.metadata["i"]] for d in bm25(documents(candidates)).invoke(query)]
+
+
+Ranker = Callable[[list[Chunk], str], list[Chunk]]
 
 
 def pick(ranked: list[Chunk], budget: int) -> list[Chunk]:
@@ -134,13 +150,14 @@ def pick(ranked: list[Chunk], budget: int) -> list[Chunk]:
     return sorted(chosen, key=lambda c: (c.path, c.start))
 
 
-def relevant_code(files: dict[str, str], query: str, ordered: list[str], budget: int) -> str:
+def relevant_code(files: dict[str, str], query: str, ordered: list[str], budget: int, ranker: Ranker = rank) -> str:
     """The code diagnose sees: every file whole (in ``ordered`` order) when all fit in
-    ``budget`` characters, else the chunks of all files most relevant to ``query``."""
+    ``budget`` characters, else the chunks of all files most relevant to ``query``
+    (chunks of the files named first come first, where a ranker has to choose)."""
     if sum(len(files[p]) + len(p) + 8 for p in ordered) <= budget:
         return "\n\n".join(f"--- {p}\n{files[p]}" for p in ordered) or "(none)"
     every = [c for path in ordered for c in chunks(path, files[path])]
-    shown = pick(rank(every, query), budget)
+    shown = pick(ranker(every, query), budget)
     return "\n\n".join(c.render() for c in shown) or "(none)"
 
 

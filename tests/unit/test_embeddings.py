@@ -140,6 +140,27 @@ def test_a_failing_embedding_model_leaves_bm25_alone_and_says_so(model, monkeypa
     assert warning["about"] == "embeddings" and "BM25 alone" in warning["message"]
 
 
+def test_a_failed_embedding_model_is_not_asked_again_by_the_next_prompts(monkeypatch):
+    from devlooper.prompts import semantic
+
+    calls = []
+
+    class Hanging(SynonymEmbeddings):
+        def embed_documents(self, texts):  # as a server that times out: every call costs its wait
+            calls.append(len(texts))
+            raise TimeoutError("request timed out")
+
+    sent = []
+    monkeypatch.setattr(events, "emit", sent.append)
+    ctx = Context(embedding_model=Hanging())
+    for _ in range(3):
+        assert _diagnose(ctx) == _diagnose(Context())
+    assert len(calls) == 1 and len([e for e in sent if e["event"] == "warning"]) == 1
+    monkeypatch.setattr(semantic.time, "monotonic", lambda: 1e12)  # the cool-down is over
+    _diagnose(ctx)
+    assert len(calls) == 2
+
+
 def test_a_file_too_large_to_fix_whole_shows_its_chunks_by_the_same_ranking():
     from devlooper.schemas import Action
 

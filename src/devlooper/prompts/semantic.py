@@ -17,7 +17,10 @@ Embedding costs time and tokens, so:
   ``prompts.relevant_files``); the rest are ranked by BM25 alone;
 - an embedding call that fails (network, authentication, a reply that is not one
   vector per text) never fails the step: the ranking is BM25's alone, and a
-  ``warning`` progress event says why.
+  ``warning`` progress event says why;
+- after a failure the model is left alone for ``FAILURE_COOLDOWN`` seconds in this
+  process: a server that is down or hangs (each call may wait its timeout, with one
+  retry) must not cost every later prompt of the run that wait again.
 
 This module is imported only when an embedding model is configured.
 """
@@ -28,6 +31,7 @@ import hashlib
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 
 from langchain_classic.retrievers.ensemble import EnsembleRetriever
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 MAX_EMBEDDED_CHUNKS = 256  # chunks embedded for one ranking (a few hundred KB of code)
 CACHED_VECTORS = 8_192  # vectors kept per process (~50 MB at 1,536 floats each)
 WEIGHTS = [0.5, 0.5]  # BM25, embeddings: neither knows better than the other
+FAILURE_COOLDOWN = 300.0  # seconds a model that failed is not asked again
+
+_failed_until: dict[str, float] = {}  # model name -> monotonic time it may be asked again
 
 _vectors: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
 _lock = threading.Lock()  # files are fixed concurrently, their prompts built in threads
@@ -111,6 +118,8 @@ class HybridRanker:
     def __call__(self, candidates: list[Chunk], query: str) -> list[Chunk]:
         if len(candidates) < 2 or not query.strip():
             return list(candidates)
+        if time.monotonic() < _failed_until.get(self.embeddings.name, 0.0):
+            return rank(candidates, query)  # failed a moment ago: its warning was given then
         docs = documents(candidates)
         embedded = docs[:MAX_EMBEDDED_CHUNKS]
         retrievers = [bm25(docs)] if words(query) else []
@@ -120,7 +129,12 @@ class HybridRanker:
             weights = WEIGHTS if len(retrievers) == 2 else [1.0]
             found = EnsembleRetriever(retrievers=retrievers, weights=weights, id_key="i").invoke(query)
         except Exception as exc:  # a failing embedding model must not fail the step
-            message = f"embedding model failed ({type(exc).__name__}: {_first_line(exc)}); code ranked by BM25 alone"
+            with _lock:
+                _failed_until[self.embeddings.name] = time.monotonic() + FAILURE_COOLDOWN
+            message = (
+                f"embedding model failed ({type(exc).__name__}: {_first_line(exc)}); code ranked by BM25 "
+                f"alone, without it for the next {FAILURE_COOLDOWN:.0f} s"
+            )
             log.warning(message)
             events.emit({"event": "warning", "about": "embeddings", "message": message})
             return rank(candidates, query)

@@ -486,7 +486,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _history(args: argparse.Namespace) -> int:
-    from .runner import history  # noqa: PLC0415
+    from .archive import history  # noqa: PLC0415
 
     rows = await history(args.thread_id, db=args.db)
     if args.json:

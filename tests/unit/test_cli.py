@@ -1,5 +1,7 @@
 import asyncio
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +197,21 @@ def test_a_remote_sandbox_is_shown_as_remote_isolation(capsys, tmp_path, monkeyp
     monkeypatch.setenv("E2B_API_KEY", "e2b-test")  # the run stops at its first model call, before any sandbox
     _, text = start(capsys, tmp_path, "--sandbox", "e2b")
     assert "sandbox e2b · isolation remote" in text and "unconfined" not in text, text
+
+
+def test_the_program_leaves_its_objects_to_exit_and_an_embedder_keeps_collecting_them(tmp_path):
+    """`devlooper` (argv from sys.argv) freezes the objects it made before the process
+    exits, so exit does not walk them; a caller of main(argv) in its own process is left alone."""
+    import gc
+    import subprocess
+    import sys
+
+    probe = ("import gc, sys; from devlooper import cli; sys.argv = ['devlooper', 'templates']; "
+             "cli.main(); print(gc.get_freeze_count())")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "DEVLOOPER_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) > 0
+    before = gc.get_freeze_count()
+    assert cli.main(["templates"]) == 0
+    assert gc.get_freeze_count() == before

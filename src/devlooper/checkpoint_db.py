@@ -21,6 +21,7 @@ listing never reads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -153,7 +154,7 @@ async def starts(db: str | Path | None) -> list[Saved]:
     where = "checkpoint_ns = '' AND {source} = 'input'"
     if is_postgres(db):
         return await _postgres(str(db), where.format(source="metadata->>'source'"), ())
-    return _sqlite(sqlite_path(db), where.format(source="json_extract(metadata, '$.source')"), ())
+    return await asyncio.to_thread(_sqlite, sqlite_path(db), where.format(source="json_extract(metadata, '$.source')"), ())
 
 
 async def latest(db: str | Path | None, thread_id: str) -> Saved | None:
@@ -162,7 +163,7 @@ async def latest(db: str | Path | None, thread_id: str) -> Saved | None:
     if is_postgres(db):
         rows = await _postgres(str(db), where.format(p="%s"), (thread_id,))
     else:
-        rows = _sqlite(sqlite_path(db), where.format(p="?"), (thread_id,))
+        rows = await asyncio.to_thread(_sqlite, sqlite_path(db), where.format(p="?"), (thread_id,))
     return rows[0] if rows else None
 
 
@@ -171,10 +172,11 @@ async def thread(db: str | Path | None, thread_id: str) -> list[Saved]:
     where = "thread_id = {p} AND checkpoint_ns = '' ORDER BY checkpoint_id"
     if is_postgres(db):
         return await _postgres(str(db), where.format(p="%s"), (thread_id,), writes=True)
-    return _sqlite(sqlite_path(db), where.format(p="?"), (thread_id,), writes=True)
+    return await asyncio.to_thread(_sqlite, sqlite_path(db), where.format(p="?"), (thread_id,), True)
 
 
 def _sqlite(path: Path, where: str, params: tuple, writes: bool = False) -> list[Saved]:
+    """The rows, read in a worker thread (sqlite3 blocks; the event loop may serve other runs)."""
     if not path.exists():
         return []  # nothing was ever written there; reading creates no database
     # Read-only: a run may be writing to the same file.

@@ -1,5 +1,8 @@
 """CLI start-up: commands that need no graph, against the bare interpreter and the graph's imports.
 
+``devlooper runs`` and ``devlooper history THREAD`` read a checkpoint database
+this script fills first with one finished run (the bundled demo, replayed).
+
     PYTHONPATH=src .venv/bin/python benchmarks/cli_startup.py [N]
 
 Each figure is the median of N fresh processes. The reference points are a bare
@@ -21,6 +24,8 @@ COMMANDS = {
     "devlooper --help": ["-m", "devlooper", "--help"],
     "devlooper templates": ["-m", "devlooper", "templates"],
     "devlooper cache list": ["-m", "devlooper", "cache", "list"],
+    "devlooper runs": ["-m", "devlooper", "runs", "--db", "{db}"],
+    "devlooper history THREAD": ["-m", "devlooper", "history", "demo", "--db", "{db}"],
     "import devlooper.runner (a run's graph)": ["-c", "import devlooper.runner"],
 }
 BARE = ["-c", "pass"]
@@ -39,6 +44,9 @@ def median_seconds(args: list[str], n: int, env: dict[str, str]) -> float:
 def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "DEVLOOPER_CACHE_DIR": cache}
+        db = os.path.join(cache, "checkpoints.sqlite")
+        subprocess.run([sys.executable, "-m", "devlooper", "demo", "--db", db, "--thread-id", "demo", "--quiet",
+                        "--output", os.path.join(cache, "demo")], env=env, stdout=subprocess.DEVNULL, check=True)
         bare = median_seconds(BARE, n, env)
         graph = median_seconds(GRAPH, n, env)
         print(f"| command (median of {n}) | seconds | × bare python | × graph imports |")
@@ -46,7 +54,7 @@ def main(n: int) -> None:
         print(f"| python -c pass | {bare:.2f} | 1.00 | {bare / graph:.2f} |")
         print(f"| import langgraph.graph, langchain_openai | {graph:.2f} | {graph / bare:.1f} | 1.00 |")
         for name, args in COMMANDS.items():
-            t = median_seconds(args, n, env)
+            t = median_seconds([a.replace("{db}", db) for a in args], n, env)
             print(f"| {name} | {t:.2f} | {t / bare:.1f} | {t / graph:.2f} |")
 
 

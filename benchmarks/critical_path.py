@@ -3,9 +3,12 @@
     PYTHONPATH=src .venv/bin/python benchmarks/critical_path.py [LATENCY] [N]
 
 The session: 10 files generated (5 modules and their tests), 3 modules wrong, one
-iteration that fixes the 3 of them, then green. The model is a replayed one that
-waits LATENCY seconds (default 0.5) before every reply, as a remote model would;
-no HTTP client is involved. The critical path is what no harness can avoid: the
+iteration that fixes the 3 of them, then green. The model answers after LATENCY
+seconds (default 0.5) per call, as a remote model would, in two ways measured in
+the same run: a replayed model that sleeps (no HTTP client involved), and the
+real langchain-openai client against a scripted OpenAI-compatible server on
+loopback (tests/openai_server.py) that waits LATENCY before each reply, so the
+client's connection pool, retries and JSON parsing are on the path. The critical path is what no harness can avoid: the
 model calls that depend on each other (design, one wave of files, diagnose, plan,
 one wave of fixes: 5 x LATENCY) plus the time the test runs took. The ratio
 wall / critical path is reported (median of N runs) for the default concurrency
@@ -22,10 +25,14 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from devlooper import Context, ReplayChatModel
 from devlooper.runner import run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.openai_server
+from tests.openai_server import OpenAIServer, replies_from  # noqa: E402
 
 MODULES = 5
 WRONG = (0, 1, 2)
@@ -61,11 +68,19 @@ def replies() -> dict:
     return out
 
 
-async def one(latency: float, concurrency: int) -> float:
+def served_replies() -> dict:
+    """The same session keyed as the loopback server tells requests apart (one iteration: no numbers)."""
+    return {key.replace("fix_file:1:", "fix_file:").removesuffix(":1"): reply for key, reply in replies().items()}
+
+
+async def one(latency: float, concurrency: int, server: OpenAIServer | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        model = RemoteModel.from_replies(replies())
-        model.latency = latency
-        ctx = Context(chat_model=model, max_concurrency=concurrency)
+        if server is None:
+            model = RemoteModel.from_replies(replies())
+            model.latency = latency
+            ctx = Context(chat_model=model, max_concurrency=concurrency)
+        else:
+            ctx = Context(model="openai:loopback", base_url=server.url, max_concurrency=concurrency)
         started = time.perf_counter()
         final = await run("a package", ctx, db=f"{tmp}/runs.sqlite", thread_id=uuid.uuid4().hex)
         wall = time.perf_counter() - started
@@ -75,12 +90,18 @@ async def one(latency: float, concurrency: int) -> float:
 
 
 async def main(latency: float, n: int) -> None:
-    await one(latency, 16)  # the environment cache is warm from here on
-    print(f"| concurrency (median of {n}, {latency} s per model call) | wall / critical path |")
-    print("| --- | --- |")
-    for label, concurrency in (("default (16)", 16), ("4 (the earlier default)", 4), ("3 (the original devlooper's generation width)", 3)):
-        ratio = statistics.median([await one(latency, concurrency) for _ in range(n)])
-        print(f"| {label} | {ratio:.2f} |")
+    with OpenAIServer(replies_from(served_replies()), latency=latency) as server:
+        await one(latency, 16)  # the environment cache is warm from here on
+        await one(latency, 16, server)  # and the client's imports are done
+        print(f"| concurrency (median of {n}, {latency} s per model call) | wall / critical path, replayed model "
+              "| wall / critical path, langchain-openai → loopback server |")
+        print("| --- | --- | --- |")
+        for label, concurrency in (("default (16)", 16), ("4 (the earlier default)", 4), ("3 (the original devlooper's generation width)", 3)):
+            replayed, served = [], []
+            for _ in range(n):  # alternated, so both see the same load on the machine
+                replayed.append(await one(latency, concurrency))
+                served.append(await one(latency, concurrency, server))
+            print(f"| {label} | {statistics.median(replayed):.2f} | {statistics.median(served):.2f} |")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 # name -> (arguments, what it measures)
 BENCHMARKS: dict[str, tuple[list[str], str]] = {
-    "critical_path": (["0.5", "5"], "wall time / critical path of a 10-file session with 0.5 s per model call"),
-    "concurrent_runs": (["8", "0.5"], "8 runs at once, in one process and in 8 processes, against one run alone"),
+    "critical_path": (["0.5", "5"], "wall time / critical path of a 10-file session with 0.5 s per model call: a replayed model, and langchain-openai against a loopback server"),
+    "concurrent_runs": (["8", "0.5"], "8 runs at once, in one process, in 8 processes and through `langgraph dev`, against one run alone"),
     "cli_startup": (["7"], "CLI start-up: commands that need no graph, as ratios to a bare interpreter and to the graph's imports"),
+    "cli_run": (["5"], "a whole `devlooper run` against a loopback OpenAI-compatible server: start -> first request, last reply -> exit"),
     "sandbox_latency": (["5"], "local sandbox: create -> first command, one more command (resident process vs one bubblewrap each)"),
     "checkpoint_growth": (["10", "30"], "checkpoint bytes per iteration, SQLite, a realistic verbose run of 10 modules"),
     "loop_overhead": (["5"], "harness overhead per iteration on the replayed demo"),

@@ -1,25 +1,25 @@
 """Past runs, read from the checkpoint database (SQLite or Postgres).
 
 ``list_runs`` finds every thread by its first checkpoint (the one its input
-wrote, ``source="input"`` in the metadata, which both savers can filter on) and
-reads its newest checkpoint for the status and the iteration count.
+wrote, ``source="input"`` in the metadata) and reads its newest checkpoint for
+the status and the iteration count. ``history`` lists a thread's checkpoints.
+Both read the rows through ``checkpoint_db``, without the graph or a LangGraph
+saver, so ``devlooper runs`` and ``devlooper history`` start at once.
 ``rebuild_report`` writes ``report.json`` and ``report.html`` of any thread from
 its checkpoints, a thread that crashed or still waits for an answer included.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from . import checkpoint_db
+from .checkpoint_db import CONTEXT_KEY, Saved, Snapshot
 from .context import UNRECORDED, Context
-from .nodes.finish import build_report
-from .output import write_report
-from .report import branch_events, iterations, render_html, state_events
-from .runner import CONTEXT_KEY, checkpoint_of, compile_graph, open_saver
+from .errors import ConfigError
 
 FINISHED = frozenset({"passed", "gave_up", "stuck", "error"})
 PROMPT_CHARS = 200  # of a prompt, in a listing
@@ -27,32 +27,89 @@ PROMPT_CHARS = 200  # of a prompt, in a listing
 
 async def list_runs(db: str | Path | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Every run in the database, newest first: id, started, prompt, template, status, iterations."""
-    async with open_saver(db) as saver:
-        starts: dict[str, Any] = {}
-        async for t in saver.alist(None, filter={"source": "input"}):
-            if t.config["configurable"].get("checkpoint_ns"):
-                continue
-            tid = t.config["configurable"]["thread_id"]
-            if tid not in starts or t.checkpoint["ts"] < starts[tid].checkpoint["ts"]:
-                starts[tid] = t
-        newest_first = sorted(starts.values(), key=lambda t: t.checkpoint["ts"], reverse=True)
-        rows = []
-        for start in newest_first[:limit] if limit else newest_first:
-            tid = start.config["configurable"]["thread_id"]
-            latest = await saver.aget_tuple({"configurable": {"thread_id": tid}})
-            values = (latest.checkpoint.get("channel_values") if latest else None) or {}
-            given = (start.checkpoint.get("channel_values") or {}).get("__start__") or {}
-            prompt = values.get("prompt") or given.get("prompt") or ""
-            status = values.get("status")
-            rows.append({
-                "thread_id": tid,
-                "started": start.checkpoint["ts"],
-                "prompt": prompt if len(prompt) <= PROMPT_CHARS else prompt[: PROMPT_CHARS - 1] + "…",
-                "template": values.get("template") or given.get("template") or _recorded(start.metadata).get("template"),
-                "status": status if status in FINISHED else "unfinished",
-                "iterations": values.get("iteration", 0),
-            })
+    starts: dict[str, Saved] = {}
+    for s in await checkpoint_db.starts(db):
+        if s.thread_id not in starts or s.checkpoint["ts"] < starts[s.thread_id].checkpoint["ts"]:
+            starts[s.thread_id] = s
+    newest_first = sorted(starts.values(), key=lambda s: s.checkpoint["ts"], reverse=True)
+    rows = []
+    for start in newest_first[:limit] if limit else newest_first:
+        latest = await checkpoint_db.latest(db, start.thread_id)
+        values = latest.values if latest else {}
+        given = start.values.get("__start__") or {}
+        prompt = values.get("prompt") or given.get("prompt") or ""
+        status = values.get("status")
+        rows.append({
+            "thread_id": start.thread_id,
+            "started": start.checkpoint["ts"],
+            "prompt": prompt if len(prompt) <= PROMPT_CHARS else prompt[: PROMPT_CHARS - 1] + "…",
+            "template": values.get("template") or given.get("template") or _recorded(start.metadata).get("template"),
+            "status": status if status in FINISHED else "unfinished",
+            "iterations": values.get("iteration", 0),
+        })
     return rows
+
+
+async def history(thread_id: str, *, db: str | Path | None = None) -> list[dict[str, Any]]:
+    """The thread's checkpoints, oldest first, one dict each.
+
+    ``node`` is the step that wrote the checkpoint (``input`` for the first),
+    ``next`` the step that runs from it; ``exit_code`` and ``failing`` describe
+    the last test run the state holds at that point.
+    """
+    saved = await checkpoint_db.thread(db, thread_id)
+    if not saved:
+        raise ConfigError(f"no run with thread id {thread_id} in this checkpoint database (see --db)")
+    by_id = {s.checkpoint_id: s for s in saved}
+    last_runs: dict[str, dict | None] = {}
+    rows = []
+    for s in saved:  # oldest first: a parent comes before its children
+        parent = by_id.get(s.parent_id) if s.parent_id else None
+        last = last_runs[s.checkpoint_id] = _last_test_run(s, parent, last_runs)
+        rows.append(
+            {
+                "checkpoint_id": s.checkpoint_id,
+                "parent_id": s.parent_id,
+                "step": s.metadata.get("step"),
+                "source": s.metadata.get("source"),
+                "node": _writer(s, parent),
+                "next": ",".join(s.next),
+                "iteration": s.values.get("iteration", 0),
+                "exit_code": last["exit_code"] if last else None,
+                "failing": last["failed"] if last else None,
+                "status": s.values.get("status"),
+                "created_at": s.checkpoint["ts"],
+            }
+        )
+    return rows
+
+
+def _last_test_run(saved: Saved, parent: Saved | None, known: dict[str, dict | None]) -> dict | None:
+    """The newest test run the state holds at ``saved``.
+
+    ``test_runs`` is folded (state.folded): a checkpoint holds its whole value only
+    now and then (a ``Snapshot``); otherwise the value is the parent's with the
+    writes made from the parent folded in. Folding keeps every run and only
+    appends, so the newest run is the last one written.
+    """
+    value = saved.values.get("test_runs")
+    if isinstance(value, Snapshot):
+        value = value.value
+    if isinstance(value, list):
+        return value[-1] if value else None
+    last = known.get(parent.checkpoint_id) if parent else None
+    for _, channel, written in parent.writes if parent else ():
+        if channel == "test_runs" and written:
+            last = written[-1]
+    return last
+
+
+def _writer(saved: Saved, parent: Saved | None) -> str:
+    """The step that wrote a checkpoint: the parent's next step, or how the branch began."""
+    source = saved.metadata.get("source")
+    if source in ("input", "fork", "update"):
+        return source
+    return ",".join(parent.next) if parent is not None and parent.next else source or "?"
 
 
 def _recorded(metadata: dict | None) -> dict[str, Any]:
@@ -78,6 +135,15 @@ async def rebuild_report(thread_id: str, *, db: str | Path | None = None, out: s
     ``out`` defaults to the run's output's ``.devlooper`` folder when it has one,
     else ``./devlooper-report-THREAD``.
     """
+    # The report needs the state as the graph folds it: the graph is imported here
+    # only, so listing runs and checkpoints never imports it.
+    import asyncio  # noqa: PLC0415
+
+    from .nodes.finish import build_report  # noqa: PLC0415
+    from .output import write_report  # noqa: PLC0415
+    from .report import branch_events, iterations, render_html, state_events  # noqa: PLC0415
+    from .runner import checkpoint_of, compile_graph, open_saver  # noqa: PLC0415
+
     async with open_saver(db) as saver:
         snapshot = await checkpoint_of(compile_graph(saver), thread_id)
         steps = await branch_events(saver, thread_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shlex
@@ -505,7 +506,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _history(args: argparse.Namespace) -> int:
-    from .runner import history  # noqa: PLC0415
+    from .archive import history  # noqa: PLC0415
 
     rows = await history(args.thread_id, db=args.db)
     if args.json:
@@ -640,6 +641,19 @@ def _stop_on_sigterm() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; ``argv=None`` (the ``devlooper`` program) reads ``sys.argv``."""
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            # The process ends next. Its last garbage collection would walk every object
+            # the graph and model libraries made at import (a second on a busy machine,
+            # after the run is over), and none holds anything to release: the sandboxes,
+            # the saver and the output are closed by now. Frozen objects are left to exit.
+            gc.freeze()
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("run", "demo", "resume"):
         _stop_on_sigterm()

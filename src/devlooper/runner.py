@@ -27,8 +27,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
-from platformdirs import user_data_dir
 
+from .archive import history  # noqa: F401 (the runner's public API: a thread's checkpoints)
+from .checkpoint_db import CONTEXT_KEY, is_postgres, postgres_connection, sqlite_path
 from .context import Context, settings_of
 from .errors import ConfigError
 from .graph import builder
@@ -38,21 +39,11 @@ from .sandboxes.pool import claim, release_claimed
 from .server_root import local_caller
 from .usage import budget_exceeded
 
-CONTEXT_KEY = "devlooper_context"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 Update = Callable[[str, dict[str, Any]], None]
 Custom = Callable[[dict[str, Any]], None]  # a custom stream event (devlooper.events): step and model-call progress
 # The question an interrupt carries -> a person's answer, or None to leave the run paused.
 Ask = Callable[[dict[str, Any]], Any]
-
-
-def default_db() -> Path:
-    return Path(user_data_dir("devlooper")) / "checkpoints.sqlite"
-
-
-def is_postgres(db: str | Path | None) -> bool:
-    return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
 
 
 @asynccontextmanager
@@ -65,9 +56,7 @@ async def open_saver(db: str | Path | None = None) -> AsyncIterator[BaseCheckpoi
         async with _postgres_saver(str(db)) as saver:
             yield saver
         return
-    path = Path(db).expanduser() if db else default_db()
-    if path.is_dir():
-        raise ConfigError(f"--db {path} is a directory; give a file path or a postgresql:// URL")
+    path = sqlite_path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         yield saver
@@ -75,18 +64,9 @@ async def open_saver(db: str | Path | None = None) -> AsyncIterator[BaseCheckpoi
 
 @asynccontextmanager
 async def _postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver]:
-    try:
-        import psycopg
-        from psycopg.rows import dict_row
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-    except ImportError:
-        raise ConfigError("a postgresql:// --db needs the postgres extra: pip install 'devlooper[postgres]'") from None
-    try:
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
-    except psycopg.OperationalError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"cannot connect to the Postgres checkpoint database: {first}") from None
-    async with conn:
+    async with postgres_connection(url) as conn:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # noqa: PLC0415 (the postgres extra)
+
         saver = AsyncPostgresSaver(conn=conn)
         await saver.setup()  # creates or migrates the tables; idempotent
         yield saver
@@ -305,49 +285,3 @@ async def checkpoint_of(graph: CompiledStateGraph, thread_id: str, checkpoint_id
             raise ConfigError(f"thread {thread_id} has no checkpoint {checkpoint_id}; see `devlooper history {thread_id}`")
         raise ConfigError(f"no run with thread id {thread_id} in this checkpoint database (see --db)")
     return snapshot
-
-
-async def history(thread_id: str, *, db: str | Path | None = None) -> list[dict[str, Any]]:
-    """The thread's checkpoints, oldest first, one dict each.
-
-    ``node`` is the step that wrote the checkpoint (``input`` for the first),
-    ``next`` the step that runs from it; ``exit_code`` and ``failing`` describe
-    the last test run the state holds at that point.
-    """
-    async with open_saver(db) as saver:
-        graph = compile_graph(saver)
-        snapshots = [s async for s in graph.aget_state_history({"configurable": {"thread_id": thread_id}})]
-    if not snapshots:
-        raise ConfigError(f"no run with thread id {thread_id} in this checkpoint database (see --db)")
-    by_id = {s.config["configurable"]["checkpoint_id"]: s for s in snapshots}
-    rows = []
-    for snap in reversed(snapshots):
-        parent_id = (snap.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-        parent = by_id.get(parent_id)
-        values = snap.values or {}
-        runs = values.get("test_runs") or []
-        last = runs[-1] if runs else None
-        rows.append(
-            {
-                "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
-                "parent_id": parent_id,
-                "step": (snap.metadata or {}).get("step"),
-                "source": (snap.metadata or {}).get("source"),
-                "node": _writer(snap, parent),
-                "next": ",".join(snap.next),
-                "iteration": values.get("iteration", 0),
-                "exit_code": last["exit_code"] if last else None,
-                "failing": last["failed"] if last else None,
-                "status": values.get("status"),
-                "created_at": snap.created_at,
-            }
-        )
-    return rows
-
-
-def _writer(snap: StateSnapshot, parent: StateSnapshot | None) -> str:
-    """The step that wrote a checkpoint: the parent's next step, or how the branch began."""
-    source = (snap.metadata or {}).get("source")
-    if source in ("input", "fork", "update"):
-        return source
-    return ",".join(parent.next) if parent is not None and parent.next else source or "?"

@@ -7,149 +7,22 @@ same session is recorded with --record and replayed with --model replay:.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
-import struct
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PLAN = {
-    "notes": "one module",
-    "files": [{"path": "adder.py", "purpose": "add()"}, {"path": "tests/test_adder.py", "purpose": "tests"}],
-    "packages": [],
-}
-DEBUG_PLAN = {"summary": "make add add", "actions": [{"kind": "fix_file", "path": "adder.py", "instructions": "use +"}]}
-FILES = {
-    "adder.py": "def add(a, b):\n    return a - b\n",
-    "tests/test_adder.py": "from adder import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-}
-
-
-def step_of(body: dict) -> str:
-    """Which step a request is, from its schema (any structured mode) or its prompt."""
-    prompt = body["messages"][-1]["content"]
-    schema = json.dumps([body.get("response_format"), body.get("tools"), body["messages"]])
-    if "ProjectPlan" in schema:
-        return "plan_project"
-    if "DebugPlan" in schema:
-        return "plan"
-    if "Diagnose the failure" in prompt:
-        return "diagnose"
-    if re.search(r"Reply with the complete new content of `([^`]+)`", prompt):
-        return "fix_file"
-    if re.search(r"Write the complete content of `([^`]+)`", prompt):
-        return "generate_file"
-    raise AssertionError(f"unexpected request: {prompt[:200]}")
-
-
-def reply_for(body: dict) -> str:
-    step = step_of(body)
-    prompt = body["messages"][-1]["content"]
-    if step == "plan_project":
-        return json.dumps(PLAN)
-    if step == "plan":
-        return json.dumps(DEBUG_PLAN)
-    if step == "diagnose":
-        return "add() subtracts its arguments."
-    if step == "fix_file":
-        return "def add(a, b):\n    return a + b\n"
-    return Handler.files[re.search(r"Write the complete content of `([^`]+)`", prompt).group(1)]
-
-
-def vector_of(text: str) -> list[float]:
-    """An embedding as a small local model's might be: its words hashed into 16 buckets."""
-    vector = [0.1] * 16
-    for word in re.findall(r"[a-z]+", text.lower()):
-        vector[hashlib.sha256(word.encode()).digest()[0] % 16] += 1.0
-    return vector
-
-
-class Handler(BaseHTTPRequestHandler):
-    """Answers like a local model's server. ``script`` maps a step to the answers its
-    next requests get instead of the right one: a reply's text, or an HTTP error as
-    ``(status, headers)``."""
-
-    requests: list[dict] = []
-    times: list[float] = []
-    script: dict[str, list] = {}
-    files: dict[str, str] = FILES
-    embeddings: list[dict] = []  # the /embeddings requests
-    embeddings_status = 200
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path.endswith("/embeddings"):
-            return self._embed(body)
-        Handler.requests.append(body)
-        Handler.times.append(time.monotonic())
-        step = step_of(body)
-        queued = Handler.script.get(step)
-        answer = queued.pop(0) if queued else reply_for(body)
-        if isinstance(answer, tuple):
-            status, headers = answer
-            return self._send(status, {"error": {"message": f"scripted {status}", "type": "server_error"}}, headers)
-        message = {"role": "assistant", "content": answer}
-        if body.get("tools") and body.get("tool_choice"):  # function calling: the arguments as a tool call
-            name = body["tools"][0]["function"]["name"]
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": name, "arguments": answer}}
-            ]}
-        self._send(200, {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-        })
-
-    def _embed(self, body: dict) -> None:
-        Handler.embeddings.append(body)
-        if Handler.embeddings_status != 200:
-            status = Handler.embeddings_status
-            return self._send(status, {"error": {"message": f"scripted {status}", "type": "invalid_request_error"}})
-        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
-        data = []
-        for i, text in enumerate(texts):
-            vector: list[float] | str = vector_of(text)
-            if body.get("encoding_format") == "base64":  # what the openai client asks for by default
-                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-            data.append({"object": "embedding", "index": i, "embedding": vector})
-        self._send(200, {"object": "list", "data": data, "model": body["model"],
-                         "usage": {"prompt_tokens": 10 * len(texts), "total_tokens": 10 * len(texts)}})
-
-    def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+from tests.openai_server import ADDER, OpenAIServer, replies_from, step_of
 
 
 @pytest.fixture
-def server():
-    Handler.requests, Handler.times, Handler.script = [], [], {}
-    Handler.files, Handler.embeddings, Handler.embeddings_status = FILES, [], 200
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/v1"
-    httpd.shutdown()
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer(replies_from(ADDER), key=step_of) as served:
+        yield served
 
 
 def devlooper(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -163,14 +36,14 @@ def devlooper(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
 def test_a_local_openai_compatible_server_drives_a_run_and_is_recorded(server, tmp_path):
     cassette = tmp_path / "session.json"
     live = devlooper(
-        "run", "an adder", "--model", "openai:tiny-local", "--base-url", server,
+        "run", "an adder", "--model", "openai:tiny-local", "--base-url", server.url,
         "--record", str(cassette), "--output", str(tmp_path / "live"), tmp_path=tmp_path,
     )
     assert live.returncode == 0, live.stderr
-    assert Handler.requests and all(r["model"] == "tiny-local" for r in Handler.requests)
+    assert server.requests and all(r["model"] == "tiny-local" for r in server.requests)
     report = json.loads((tmp_path / "live" / ".devlooper" / "report.json").read_text())
     assert report["status"] == "passed" and report["iterations"] == 2
-    assert report["usage"]["input_tokens"] == 100 * len(Handler.requests)
+    assert report["usage"]["input_tokens"] == 100 * len(server.requests)
 
     keys = [c["key"] for c in json.loads(cassette.read_text())["calls"]]
     assert sorted(keys) == sorted(
@@ -178,19 +51,19 @@ def test_a_local_openai_compatible_server_drives_a_run_and_is_recorded(server, t
          "fix_file:1:adder.py"]
     )
 
-    served = len(Handler.requests)
+    served = len(server.requests)
     replay = devlooper(
         "run", "an adder", "--model", f"replay:{cassette}", "--output", str(tmp_path / "replayed"), tmp_path=tmp_path
     )
     assert replay.returncode == 0, replay.stderr
-    assert len(Handler.requests) == served  # the replay never reached the server
+    assert len(server.requests) == served  # the replay never reached the server
     for name in ("adder.py", "tests/test_adder.py"):
         assert (tmp_path / "replayed" / name).read_text() == (tmp_path / "live" / name).read_text()
 
 
-def run_live(server: str, tmp_path: Path, *more: str, name: str = "live") -> subprocess.CompletedProcess:
+def run_live(server: OpenAIServer, tmp_path: Path, *more: str, name: str = "live") -> subprocess.CompletedProcess:
     return devlooper(
-        "run", "an adder", "--model", "openai:tiny-local", "--base-url", server, "--thread-id", name,
+        "run", "an adder", "--model", "openai:tiny-local", "--base-url", server.url, "--thread-id", name,
         "--db", str(tmp_path / "runs.sqlite"), "--output", str(tmp_path / name), *more, tmp_path=tmp_path,
     )
 
@@ -199,8 +72,8 @@ def report_of(tmp_path: Path, name: str = "live") -> dict:
     return json.loads((tmp_path / name / ".devlooper" / "report.json").read_text())
 
 
-def requests_of(step: str) -> list[dict]:
-    return [r for r in Handler.requests if step_of(r) == step]
+def requests_of(server: OpenAIServer, step: str) -> list[dict]:
+    return [r for r in server.requests if step_of(r) == step]
 
 
 @pytest.mark.parametrize("mode", ["json_schema", "function_calling", "json_mode"])
@@ -208,7 +81,7 @@ def test_a_whole_run_in_each_structured_output_mode(server, tmp_path, mode):
     done = run_live(server, tmp_path, "--structured-output", mode)
     assert done.returncode == 0, done.stderr
     assert report_of(tmp_path)["status"] == "passed"
-    [plan] = requests_of("plan")
+    [plan] = requests_of(server, "plan")
     if mode == "json_schema":
         assert plan["response_format"]["type"] == "json_schema"
     elif mode == "function_calling":
@@ -224,19 +97,19 @@ def test_a_whole_run_in_each_structured_output_mode(server, tmp_path, mode):
     ids=["invalid JSON", "schema violation"],
 )
 def test_a_bad_structured_reply_is_asked_again_with_the_error(server, tmp_path, bad, said):
-    Handler.script = {"plan": [bad]}
+    server.script = {"plan": [bad]}
     cassette = tmp_path / "session.json"
     done = run_live(server, tmp_path, "--record", str(cassette))
     assert done.returncode == 0, done.stderr
     assert report_of(tmp_path)["status"] == "passed"
-    first, retry = requests_of("plan")
+    first, retry = requests_of(server, "plan")
     assert said in retry["messages"][-1]["content"] and said not in first["messages"][-1]["content"]
     keys = [c["key"] for c in json.loads(cassette.read_text())["calls"]]
     assert "plan:1" in keys and "plan:1#retry1" in keys
 
 
 def test_three_bad_replies_are_a_failed_plan_and_the_run_goes_on(server, tmp_path):
-    Handler.script = {"plan": ["nope", "still nope", json.dumps({"summary": "x"})]}
+    server.script = {"plan": ["nope", "still nope", json.dumps({"summary": "x"})]}
     done = run_live(server, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -244,31 +117,31 @@ def test_three_bad_replies_are_a_failed_plan_and_the_run_goes_on(server, tmp_pat
     assert report["status"] == "passed" and report["iterations"] == 3
     failed = [r for a in report["actions"] if a["iteration"] == 1 for r in a["results"]]
     assert failed == [{"kind": "plan", "target": "debug plan", "ok": False, "exit_code": None, "duration": 0.0}]
-    assert len(requests_of("plan")) == 4  # three for the failed plan, one for the next
+    assert len(requests_of(server, "plan")) == 4  # three for the failed plan, one for the next
     # The failure went back to the model: the next diagnosis sees it.
-    assert "did not validate" in requests_of("diagnose")[1]["messages"][-1]["content"]
+    assert "did not validate" in requests_of(server, "diagnose")[1]["messages"][-1]["content"]
 
 
 def test_a_rate_limit_is_waited_out_as_the_server_asks(server, tmp_path):
-    Handler.script = {"diagnose": [(429, {"Retry-After": "1"})]}
+    server.script = {"diagnose": [(429, {"Retry-After": "1"})]}
     done = run_live(server, tmp_path)
     assert done.returncode == 0, done.stderr
-    at = [t for r, t in zip(Handler.requests, Handler.times) if step_of(r) == "diagnose"]
+    at = [t for r, t in zip(server.requests, server.received) if step_of(r) == "diagnose"]
     assert len(at) == 2 and at[1] - at[0] >= 1.0
 
 
 def test_a_server_that_keeps_failing_stops_the_run_and_resume_finishes_it(server, tmp_path):
-    Handler.script = {"diagnose": [(500, {"Retry-After": "0"})] * 20}
+    server.script = {"diagnose": [(500, {"Retry-After": "0"})] * 20}
     stopped = run_live(server, tmp_path)
     assert stopped.returncode == 1
     assert "Traceback" not in stopped.stderr
     assert "kept failing" in stopped.stderr and "devlooper resume live" in stopped.stderr
-    assert len(requests_of("diagnose")) == 5  # one try and four retries, in one layer (the client's are off)
-    Handler.script = {}
+    assert len(requests_of(server, "diagnose")) == 5  # one try and four retries, in one layer (the client's are off)
+    server.script = {}
     resumed = devlooper("resume", "live", "--db", str(tmp_path / "runs.sqlite"), tmp_path=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert report_of(tmp_path)["status"] == "passed"
-    assert len(requests_of("plan_project")) == 1  # generation was not repeated
+    assert len(requests_of(server, "plan_project")) == 1  # generation was not repeated
 
 
 def test_a_token_budget_stops_the_run_and_a_bigger_one_resumes_it(server, tmp_path):
@@ -278,7 +151,7 @@ def test_a_token_budget_stops_the_run_and_a_bigger_one_resumes_it(server, tmp_pa
     assert report["status"] == "budget" and report["usage"]["total_tokens"] == 360
     assert report["usage"]["by_step"]["generate_file"]["calls"] == 2
     assert "input + " in stopped.stderr and "devlooper resume live" in stopped.stderr
-    assert not requests_of("diagnose")
+    assert not requests_of(server, "diagnose")
 
     same = devlooper("resume", "live", "--db", str(tmp_path / "runs.sqlite"), tmp_path=tmp_path)
     assert same.returncode == 2 and "--max-tokens" in same.stderr  # the budget is still spent
@@ -288,31 +161,32 @@ def test_a_token_budget_stops_the_run_and_a_bigger_one_resumes_it(server, tmp_pa
     )
     assert resumed.returncode == 0, resumed.stderr
     report = report_of(tmp_path)
-    assert report["status"] == "passed" and report["usage"]["total_tokens"] == 120 * len(Handler.requests)
+    assert report["status"] == "passed" and report["usage"]["total_tokens"] == 120 * len(server.requests)
 
 
 # adder.py with helpers around add(): more code than a 1,000-token prompt shows whole, so
 # the code diagnose sees is chosen by ranking, but small enough to be fixed whole.
 HELPERS = "".join(f"def scale_{i}(value):\n    return value * {i}\n\n\n" for i in range(42))
-LARGER = {**FILES, "adder.py": HELPERS + FILES["adder.py"]}
+LARGER = {**ADDER, "generate_file:adder.py": HELPERS + ADDER["generate_file:adder.py"]}
 
 
 @pytest.mark.parametrize("status", [200, 401])
 def test_an_embedding_model_on_the_same_server_ranks_the_code_and_a_failing_one_does_not_stop_the_run(
-    server, tmp_path, status
+    tmp_path, status
 ):
-    Handler.files, Handler.embeddings_status = LARGER, status
-    live = run_live(
-        server, tmp_path, "--embeddings", "openai:tiny-embed", "--max-prompt-tokens", "1000", "--json",
-    )
+    with OpenAIServer(replies_from(LARGER), key=step_of) as server:
+        server.embeddings_status = status
+        live = run_live(
+            server, tmp_path, "--embeddings", "openai:tiny-embed", "--max-prompt-tokens", "1000", "--json",
+        )
     assert live.returncode == 0, live.stderr
     assert report_of(tmp_path)["status"] == "passed"
-    assert Handler.embeddings and all(r["model"] == "tiny-embed" for r in Handler.embeddings)
+    assert server.embeddings and all(r["model"] == "tiny-embed" for r in server.embeddings)
     events = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
     warnings = [e["data"] for e in events if e["event"] == "custom" and e["data"]["event"] == "warning"]
     if status == 200:
         # Text, not token ids, reaches a server that is not OpenAI's; each chunk is sent once.
-        sent = [t for r in Handler.embeddings for t in ([r["input"]] if isinstance(r["input"], str) else r["input"])]
+        sent = [t for r in server.embeddings for t in ([r["input"]] if isinstance(r["input"], str) else r["input"])]
         assert all(isinstance(t, str) for t in sent) and len(sent) == len(set(sent))
         assert any("def add(a, b)" in t for t in sent)
         assert not warnings

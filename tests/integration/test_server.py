@@ -2,7 +2,7 @@
 
 The real server is started from the repository root (where langgraph.json is),
 on a free port (2024 may be taken), with analytics and the version check off,
-and stopped by its pid. The model is a replayed cassette, the sandbox the local
+and stopped by its process group (tests/langgraph_dev.py). The model is a replayed cassette, the sandbox the local
 one: everything else (server, queue, checkpoints, blocking-call checks) is real.
 """
 
@@ -10,40 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_loop import BAD, FIX, GOOD, replies
+from tests.langgraph_dev import Unavailable, langgraph_dev
 
 httpx = pytest.importorskip("httpx")
 langgraph_sdk = pytest.importorskip("langgraph_sdk", reason="the server extra is not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP = 90.0  # seconds; the first start imports the whole server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def langgraph_cli() -> list[str]:
-    exe = Path(sys.executable).with_name("langgraph")
-    if exe.exists():
-        return [str(exe)]
-    found = shutil.which("langgraph")
-    if not found:
-        pytest.skip("the langgraph CLI is not installed (pip install 'devlooper[server]')")
-    return [found]
 
 
 @pytest.fixture(scope="module")
@@ -54,45 +34,15 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
-        "DEVLOOPER_SERVER_ROOT": str(root),
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "1",
-        "LANGSMITH_TRACING": "false",
-        # The package must import from this checkout, as `pip install -e .` does.
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
-    }
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [*langgraph_cli(), "dev", "--no-browser", "--no-reload", "--port", str(port), "--host", "127.0.0.1"],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"langgraph dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"langgraph dev did not answer /ok in {STARTUP:.0f}s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
-        yield url
+        with langgraph_dev(root, log) as url:
+            yield url
+    except Unavailable as why:
+        pytest.skip(str(why))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     finally:
-        # The server runs uvicorn workers in its own session: stop them all by its group.
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         if os.environ.get("DEVLOOPER_SHOW_SERVER_LOG"):
             print(log.read_text())
 

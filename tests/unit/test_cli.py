@@ -1,5 +1,7 @@
 import asyncio
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +206,21 @@ def test_template_new_offers_no_run_budget_it_would_ignore(capsys, tmp_path):
             cli.main(["template", "new", "Go with go test", "--output", str(tmp_path / "t.toml"), option, "5"])
         assert exit_.value.code == 2
         assert option in capsys.readouterr().err
+
+
+def test_the_program_leaves_its_objects_to_exit_and_an_embedder_keeps_collecting_them(tmp_path):
+    """`devlooper` (argv from sys.argv) freezes the objects it made before the process
+    exits, so exit does not walk them; a caller of main(argv) in its own process is left alone."""
+    import gc
+    import subprocess
+    import sys
+
+    probe = ("import gc, sys; from devlooper import cli; sys.argv = ['devlooper', 'templates']; "
+             "cli.main(); print(gc.get_freeze_count())")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "DEVLOOPER_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) > 0
+    before = gc.get_freeze_count()
+    assert cli.main(["templates"]) == 0
+    assert gc.get_freeze_count() == before

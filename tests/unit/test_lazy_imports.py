@@ -46,6 +46,22 @@ def test_commands_that_need_no_graph_import_no_graph_or_model_library(argv, tmp_
     assert found["heavy"] == []
 
 
+def test_listing_runs_and_checkpoints_reads_the_database_without_the_graph(tmp_path):
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    db = tmp_path / "db.sqlite"
+    with SqliteSaver.from_conn_string(str(db)) as saver:
+        checkpoint = {**empty_checkpoint(), "channel_values": {"__start__": {"prompt": "an adder"}},
+                      "channel_versions": {"__start__": saver.get_next_version(None, None)}}
+        config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        saver.put(config, checkpoint, {"source": "input", "step": -1}, checkpoint["channel_versions"])
+    for argv in (["runs", "--db", str(db)], ["history", "t", "--db", str(db)]):
+        found = imported_by(*argv, tmp_path=tmp_path)
+        assert found["code"] == 0
+        assert found["heavy"] == [], argv
+
+
 def test_the_public_api_still_gives_the_compiled_graph_by_name():
     proc = subprocess.run(
         [sys.executable, "-c", "import devlooper.runner; from devlooper import graph, Context, run;"

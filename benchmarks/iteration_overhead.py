@@ -10,7 +10,8 @@ loop memory, sandbox sync and the state-truth reconcile, checkpoints, streaming.
 Two sessions, each with the SQLite saver and LangGraph's in-memory saver,
 alternated in the same process:
 
-- ``tiny``: the bundled demo cassette (3 test runs, so 2 full cycles);
+- ``tiny``: the bundled demo cassette (3 test runs, so 2 full cycles: iteration 2
+  follows an install of numpy, iteration 3 a fix of one file; shown one by one);
 - ``realistic``: ``checkpoint_growth.py``'s scripted run (10 modules and their
   verbose tests, about 64 KB of stored output per test run, two modules
   rewritten per iteration), ``N`` iterations for each ``N`` given.
@@ -109,6 +110,13 @@ def summary(label: str, runs: list[list[dict[str, float]]]) -> str:
     first = lambda run: run[:3]  # noqa: E731  iterations 2-4: the first three full cycles
     last = lambda run: run[-3:]  # noqa: E731
     parts = " ".join(f"{k} {median_of(first, k):.0f}" for k in (*CYCLE, "between"))
+    if min(len(run) for run in runs) < 6:  # too short for two windows: each iteration on its own
+        each = ", ".join(
+            f"iteration {i + 2} {median_of(lambda run, i=i: run[i:i + 1], 'overhead'):.0f} ms"
+            f" (apply {median_of(lambda run, i=i: run[i:i + 1], 'apply'):.0f})"
+            for i in range(min(len(run) for run in runs))
+        )
+        return f"{label}: {each}; median {median_of(first, 'overhead'):.0f} ms (nodes, ms: {parts})"
     return (
         f"{label}: {median_of(first, 'overhead'):.0f} ms per iteration at iterations 2-4, "
         f"{median_of(last, 'overhead'):.0f} ms at the last 3 (nodes at 2-4, ms: {parts})"

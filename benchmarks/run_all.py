@@ -28,7 +28,8 @@ BENCHMARKS: dict[str, tuple[list[str], str]] = {
     "cli_startup": (["7"], "CLI start-up: commands that need no graph, as ratios to a bare interpreter and to the graph's imports"),
     "sandbox_latency": (["5"], "local sandbox: create -> first command, one more command (resident process vs one bubblewrap each)"),
     "checkpoint_growth": (["10", "30"], "checkpoint bytes per iteration, SQLite, a realistic verbose run of 10 modules"),
-    "loop_overhead": (["5"], "harness overhead per iteration on the replayed demo"),
+    "loop_overhead": (["5"], "harness overhead of a whole replayed demo run (design to output), divided by its iterations"),
+    "iteration_overhead": (["10", "30"], "harness overhead per loop iteration (diagnose, plan, apply, test), tiny and realistic, SQLite and in-memory saver"),
 }
 
 

@@ -41,7 +41,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 
 from devlooper import Context, ReplayChatModel
-from devlooper.runner import _config, _drive, compile_graph, open_saver
+from devlooper.runner import _config, _drive, compile_graph, freeze_loaded_objects, open_saver
 from devlooper.server_root import local_caller
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -123,7 +123,7 @@ def summary(label: str, runs: list[list[dict[str, float]]]) -> str:
     )
 
 
-async def main(lengths: list[int], repeat: int) -> None:
+async def main(lengths: list[int], repeat: int, freeze: bool = True) -> None:
     cases: list[tuple[str, str, Callable[[], Context]]] = [
         ("tiny (demo cassette, 3 test runs)", "a Python library that generates Voronoi diagrams",
          lambda: Context(model=f"replay:{CASSETTE}")),
@@ -135,6 +135,8 @@ async def main(lengths: list[int], repeat: int) -> None:
         ))
     for label, prompt, make in cases:
         await session(prompt, make(), "memory")  # warm the environment cache and the imports
+        if freeze:
+            freeze_loaded_objects()  # as the CLI does before its run
         results: dict[str, list] = {"sqlite": [], "memory": []}
         for _ in range(repeat):
             for kind in ("sqlite", "memory"):  # alternated: the machine's load hits both alike
@@ -151,5 +153,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("lengths", nargs="*", type=int, default=[10, 30])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--no-freeze", action="store_true", help="leave out the CLI's gc.freeze() before a run")
     a = p.parse_args()
-    asyncio.run(main(a.lengths, a.repeat))
+    asyncio.run(main(a.lengths, a.repeat, not a.no_freeze))

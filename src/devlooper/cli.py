@@ -327,8 +327,9 @@ def _done(final: dict, output_dir: str | None, view: View) -> int:
 
 async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
     from .improve import InPlace, detect_template, load_project  # noqa: PLC0415
-    from .runner import run  # noqa: PLC0415
+    from .runner import freeze_loaded_objects, run  # noqa: PLC0415
 
+    freeze_loaded_objects()  # this process runs one run: imports stay out of full collections
     # The thread id is printed before any work: after a crash it is what `resume` needs.
     thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
     loaded, template, in_place = None, None, None
@@ -456,7 +457,9 @@ def _edit_json(data: dict) -> object:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from .runner import resume  # noqa: PLC0415
+    from .runner import freeze_loaded_objects, resume  # noqa: PLC0415
+
+    freeze_loaded_objects()  # this process runs one run: imports stay out of full collections
 
     given = _given(args)
     used: list[Context] = []

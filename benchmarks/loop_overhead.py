@@ -1,5 +1,9 @@
-"""Harness overhead of the loop: wall time of a replayed run minus the time its
-test commands and installs took, per iteration.
+"""Harness overhead of a whole run: wall time of a replayed run minus the time its
+test commands and installs took, divided by its iterations.
+
+This charges the sandbox's creation, design and generation, the finish step (the
+report) and writing the output to the iterations too; the overhead of one loop
+iteration alone is ``iteration_overhead.py``'s.
 
 With a replayed model every second that is not a test or an install is the
 harness's own (prompt building, checkpoints, sandbox sync, routing). Runs the
@@ -48,7 +52,7 @@ async def main(n: int) -> None:
     shares = [(w - c) / w for w, c, _ in samples]
     print(f"runs: {n}, iterations per run: {samples[0][2]}")
     print(f"median wall time per run:            {statistics.median(walls):.3f} s")
-    print(f"median harness overhead / iteration: {statistics.median(overheads) * 1000:.0f} ms")
+    print(f"median harness overhead of the run / iterations: {statistics.median(overheads) * 1000:.0f} ms")
     print(f"median harness share of wall time:   {statistics.median(shares):.1%}")
 
 

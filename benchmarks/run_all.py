@@ -29,7 +29,8 @@ BENCHMARKS: dict[str, tuple[list[str], str]] = {
     "cli_run": (["5"], "a whole `devlooper run` against a loopback OpenAI-compatible server: start -> first request, last reply -> exit"),
     "sandbox_latency": (["5"], "local sandbox: create -> first command, one more command (resident process vs one bubblewrap each)"),
     "checkpoint_growth": (["10", "30"], "checkpoint bytes per iteration, SQLite, a realistic verbose run of 10 modules"),
-    "loop_overhead": (["5"], "harness overhead per iteration on the replayed demo"),
+    "loop_overhead": (["5"], "harness overhead of a whole replayed demo run (design to output), divided by its iterations"),
+    "iteration_overhead": (["10", "30"], "harness overhead per loop iteration (diagnose, plan, apply, test), tiny and realistic, SQLite and in-memory saver"),
 }
 
 

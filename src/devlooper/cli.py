@@ -343,6 +343,7 @@ async def _run(prompt: str, ctx: Context, args: argparse.Namespace) -> int:
     from .improve import InPlace, detect_template, load_project  # noqa: PLC0415
     from .runner import run  # noqa: PLC0415
 
+    freeze_objects()  # the program runs one run: what the imports made stays out of full collections
     # The thread id is printed before any work: after a crash it is what `resume` needs.
     thread_id = args.thread_id = args.thread_id or uuid.uuid4().hex
     loaded, template, in_place = None, None, None
@@ -471,6 +472,8 @@ def _edit_json(data: dict) -> object:
 
 async def _resume(args: argparse.Namespace) -> int:
     from .runner import resume  # noqa: PLC0415
+
+    freeze_objects()  # the program runs one run: what the imports made stays out of full collections
 
     given = _given(args)
     used: list[Context] = []
@@ -640,17 +643,32 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+_program = False  # this process is the devlooper program (main() reading sys.argv)
+
+
+def freeze_objects() -> None:
+    """In the devlooper program, leave every object alive now out of the garbage
+    collector's full collections (``gc.freeze``); what is allocated later is collected as
+    before. A process that imported the graph and its model libraries holds over 100 000
+    long-lived objects, and every full collection walks them all: one took 100-180 ms in
+    the middle of an iteration, and the one at exit a second on a busy machine. The
+    program runs one run and ends, so it freezes before the run and on its way out. A
+    caller of ``main(argv)`` (a test, an embedding app) keeps its own collector as it is:
+    cyclic garbage alive at a freeze would never be freed in a long-lived process."""
+    if _program:
+        gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; ``argv=None`` (the ``devlooper`` program) reads ``sys.argv``."""
+    global _program
+    _program = _program or argv is None
     try:
         return _main(argv)
     finally:
-        if argv is None:
-            # The process ends next. Its last garbage collection would walk every object
-            # the graph and model libraries made at import (a second on a busy machine,
-            # after the run is over), and none holds anything to release: the sandboxes,
-            # the saver and the output are closed by now. Frozen objects are left to exit.
-            gc.freeze()
+        # The process ends next, and nothing left holds anything to release: the
+        # sandboxes, the saver and the output are closed by now.
+        freeze_objects()
 
 
 def _main(argv: list[str] | None) -> int:

@@ -26,8 +26,12 @@ log = logging.getLogger("devlooper.manifest")
 # Every distribution the environment's python sees: name, version, and where it was
 # installed from when that was a URL, a path or a VCS checkout (PEP 610's direct_url.json).
 # importlib.metadata answers in tens of milliseconds where `pip freeze` takes half a second.
+# The working directory (the workspace, "" on sys.path) is left out: the listing is the
+# environment's alone, so a cached environment keeps it (Sandbox.list_environment), and
+# the project's own build metadata (an *.egg-info) is not listed as one of its packages.
 FREEZE = """python -c '
-import importlib.metadata as m, json
+import importlib.metadata as m, json, sys
+sys.path[:] = [p for p in sys.path if p]
 out = []
 for d in m.distributions():
     try:
@@ -89,7 +93,7 @@ async def python_requirements(box: Sandbox, template: EnvTemplate, files: dict[s
     installed (``pip install x`` as a command, a setup script) is in the output's
     manifest too. What the run asked for comes first, in order; what those pulled in
     follows by name. The packaging tools a bare environment has are left out."""
-    freeze = await box.exec(FREEZE, timeout=120)
+    freeze = await box.list_environment(FREEZE, timeout=120)
     installed = _installed(freeze.stdout) if freeze.ok else None
     asked = requested_packages(template, box.layers)
     existing = [ln.strip() for ln in files.get(template.manifest, "").splitlines() if ln.strip()]

@@ -210,3 +210,26 @@ async def test_only_installs_may_write_the_shared_download_caches(tmp_path):
     assert not (shared / f"{name}-command").exists()  # a command layer's cache is private
     assert (shared / f"{name}-install").exists()
     (shared / f"{name}-install").unlink()
+
+
+async def test_an_environment_listing_runs_once_per_cached_environment(tmp_path):
+    from devlooper.sandboxes.envcache import EnvCache
+
+    # The listing prints something new each time it runs: a kept one is seen as the same text.
+    listing = "cat $DEVLOOPER_ENV/installed; echo $RANDOM$RANDOM$RANDOM"
+    steps = [layer(f"pkg-{tmp_path.name}", "install")]
+    async with make_sandbox("local", GENERIC, steps) as box:
+        first = await box.list_environment(listing, timeout=30)
+        again = await box.list_environment(listing, timeout=30)
+        assert first.ok and f"pkg-{tmp_path.name}" in first.stdout
+        assert again.stdout == first.stdout and again.reused
+        key = box.env_key
+    async with make_sandbox("local", GENERIC, steps) as box:  # another run, on the warm cache
+        assert (await box.list_environment(listing, timeout=30)).stdout == first.stdout
+        await box.add_layer(layer(f"more-{tmp_path.name}", "install"), timeout=60)
+        other = await box.list_environment(listing, timeout=30)  # another environment: listed afresh
+        assert f"more-{tmp_path.name}" in other.stdout and not other.reused
+    cache = EnvCache(envs_root())
+    assert cache.remove(key)
+    # A key built again may resolve its packages to other versions: its listing went with it.
+    assert cache.kept_listing(key, listing) is None

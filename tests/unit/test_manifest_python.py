@@ -19,7 +19,7 @@ class Env:
     def __init__(self, rows: list, layers: list | None = None, exit_code: int = 0) -> None:
         self.rows, self.layers, self.exit_code = rows, layers or [], exit_code
 
-    async def exec(self, command: str, *, timeout: float) -> ExecResult:
+    async def list_environment(self, command: str, *, timeout: float) -> ExecResult:
         return ExecResult(exit_code=self.exit_code, stdout=json.dumps(self.rows) + "\n" if not self.exit_code else "")
 
 
@@ -69,3 +69,20 @@ async def test_only_a_changed_manifest_is_an_edit():
     env = Env([*BARE, *PYTEST])
     first = await build_manifest(env, TEMPLATE, {})
     assert await build_manifest(env, TEMPLATE, first) == {}
+
+
+def test_the_environment_listing_leaves_out_the_working_directory(tmp_path):
+    """The workspace's own build metadata (an egg-info) is not one of the environment's
+    packages, and a listing that reads only the environment can be kept with it."""
+    import subprocess
+    import sys
+
+    from devlooper.manifest import FREEZE
+
+    info = tmp_path / "myproject.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: myproject\nVersion: 0.1\n")
+    command = FREEZE.replace("python -c", f"{sys.executable} -c", 1)
+    done = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=True)
+    names = {name.lower() for name, _, _ in json.loads(done.stdout)}
+    assert "pytest" in names and "myproject" not in names

@@ -16,6 +16,15 @@ def test_files_named_in_a_traceback_come_first():
     assert order.index("tests/test_core.py") < order.index("README.md")
 
 
+def test_a_path_counts_as_named_only_as_a_whole_path():
+    # "otherpkg/core.py" and "pkg/core.pyc" end or begin with the path but name other files.
+    files = {"pkg/core.py": "", "tests/test_core.py": "", "README.md": ""}
+    assert prompts.relevant_files(files, "otherpkg/core.py pkg/core.pyc failed")[0] == "tests/test_core.py"
+    # A later whole mention counts even after such a partial one.
+    order = prompts.relevant_files(files, "otherpkg/core.py failed\nFile /ws/pkg/core.py, line 2")
+    assert order[0] == "pkg/core.py"
+
+
 def test_small_projects_are_shown_whole_and_large_ones_as_the_relevant_chunks():
     from devlooper.prompts.retrieval import relevant_code
 

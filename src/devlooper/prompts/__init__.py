@@ -96,13 +96,25 @@ def tree(files: dict[str, str]) -> str:
 def relevant_files(files: dict[str, str], output: str) -> list[str]:
     """Paths ordered by relevance to a failure: named in the output (last mention
     first, as tracebacks end at the fault), then tests, then the rest."""
-    mentioned = sorted(
-        (p for p in files if re.search(rf"(?<![\w.]){re.escape(p)}\b", output)),
-        key=lambda p: -output.rfind(p),
-    )
+    mentioned = sorted((p for p in files if _mentions(output, p)), key=lambda p: -output.rfind(p))
     rest = sorted(p for p in files if p not in mentioned)
     tests = [p for p in rest if "test" in p.rsplit("/", 1)[-1]]
     return mentioned + tests + [p for p in rest if p not in tests]
+
+
+def _mentions(output: str, path: str) -> bool:
+    """Whether ``output`` names ``path`` as a whole path (not the tail of a longer name).
+
+    The occurrences are found with ``str.find`` and only they are checked against the
+    pattern: a search with the lookbehind scans a whole test output (tens of KB) per file
+    at regex speed, the largest cost of a diagnose step on a verbose run."""
+    whole = re.compile(rf"(?<![\w.]){re.escape(path)}\b")
+    at = output.find(path)
+    while at != -1:
+        if whole.match(output, at):  # the lookbehind still sees the text before ``at``
+            return True
+        at = output.find(path, at + 1)
+    return False
 
 
 FAILURES_BUDGET = 6_000  # characters of per-failure excerpts shown to diagnose and plan

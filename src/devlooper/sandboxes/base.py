@@ -306,6 +306,12 @@ class Sandbox(abc.ABC):
     ) -> ExecResult:
         """Run a command in the workspace. A string runs through ``bash -c``."""
 
+    async def list_environment(self, command: str, *, timeout: float) -> ExecResult:
+        """Run a command that only reads the environment (what packages it holds): its
+        output is the same for as long as the environment is. The local sandbox keeps a
+        successful one with its cached environment and answers from it after that."""
+        return await self.exec(command, timeout=timeout)
+
     @abc.abstractmethod
     async def add_layer(self, layer: Layer, *, timeout: float) -> ExecResult:
         """Run an environment step; on success it becomes part of the environment."""

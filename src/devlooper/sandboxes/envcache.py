@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -99,6 +100,7 @@ class EnvCache:
         final = self.path(key)
         if final.exists():  # an entry without metadata: a crash between the two steps
             remove_tree(final)
+        self._forget_listings(key)  # those of an earlier build of the key, removed half-way
         scratch.rename(final)
         info = {
             "template": template,
@@ -116,6 +118,32 @@ class EnvCache:
             return json.loads(read_capped(self.root, f"{key}.json", META_CAP))
         except (OSError, TooLarge, ValueError):
             return {}
+
+    # --- what a read-only command printed about an entry (the packages it holds) ---------
+    # An entry does not change once published (commands run with the environment read-only),
+    # so neither does such a listing: it is kept beside the entry's metadata and removed
+    # with it. A key is rebuilt only after its entry was removed, and an unpinned install
+    # may then resolve to other versions: the listings go first.
+    def _listing_path(self, key: str, command: str) -> Path:
+        return self.root / f"{key}.listing-{hashlib.sha256(command.encode()).hexdigest()[:16]}.json"
+
+    def kept_listing(self, key: str, command: str) -> str | None:
+        """What ``command`` printed in the environment ``key``, if it was kept."""
+        path = self._listing_path(key, command)
+        try:
+            data = json.loads(read_capped(self.root, path.name, META_CAP))
+        except (OSError, TooLarge, ValueError):
+            return None
+        return data.get("stdout") if isinstance(data, dict) and isinstance(data.get("stdout"), str) else None
+
+    def keep_listing(self, key: str, command: str, stdout: str) -> None:
+        if self.ready(key):  # never for an entry that is being removed
+            write_nofollow(self.root, self._listing_path(key, command).name, json.dumps({"stdout": stdout}).encode())
+
+    def _forget_listings(self, key: str) -> None:
+        for path in self.root.glob(f"{key}.listing-*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def touch(self, key: str) -> None:
         """Record a use: pruning removes the least recently used entries first."""
@@ -167,7 +195,8 @@ class EnvCache:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return False
-            # The metadata goes first: without it nobody takes the entry as ready.
+            # The listings go first, then the metadata: without it nobody takes the entry as ready.
+            self._forget_listings(key)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.meta_path(key))
             trash = self.root / f".trash-{os.getpid()}-{uuid.uuid4().hex[:8]}"

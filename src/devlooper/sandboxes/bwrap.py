@@ -36,6 +36,8 @@ from pathlib import Path
 SANDBOX_UID = int(os.environ.get("DEVLOOPER_SANDBOX_UID", "65534"))  # used only when running as root
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only, or linked as on the host
 # The parts of /etc that pip, npm, cargo, git and test runners read; nothing else of it exists inside.
+# ``minimal_etc`` copies the files of them into a directory of the sandbox's own, bound once as
+# /etc, and binds the directories (ssl, alternatives: hundreds of links each) into it.
 ETC = (
     "resolv.conf", "hosts", "host.conf", "gai.conf", "nsswitch.conf", "services", "protocols",
     "passwd", "group", "ssl", "ca-certificates", "ca-certificates.conf", "pki",
@@ -44,10 +46,35 @@ ETC = (
 
 @dataclass
 class Mounts:
-    """Host directory -> path in the sandbox."""
+    """Host directory -> path in the sandbox; ``etc`` is a directory made by
+    ``minimal_etc``, seen as /etc (None: /etc is empty)."""
 
     rw: dict[str, str] = field(default_factory=dict)
     ro: dict[str, str] = field(default_factory=dict)
+    etc: str | None = None
+
+
+def minimal_etc(dest: Path) -> None:
+    """Make ``dest`` (new) the sandbox's /etc: a copy of each of ``ETC``'s files the host
+    has, and an empty directory where each of its directories is bound (``wrap``).
+
+    Each bind mount costs bubblewrap a read of the mount table: one bind of this
+    directory instead of one per file takes a third off a sandbox's start. Made
+    once per sandbox, so the copies are as fresh as the sandbox. The host's /etc is
+    trusted: its links (``localtime``) are followed. ``resolv.conf`` is always there,
+    empty when the host has none: a build step's network binds its own over it."""
+    dest.mkdir(mode=0o755)
+    dest.chmod(0o755)  # whatever the umask
+    for name in ETC:
+        host, mine = Path("/etc", name), dest / name
+        if host.is_dir():
+            mine.mkdir(mode=0o755)
+            mine.chmod(0o755)
+        elif host.is_file():
+            shutil.copyfile(host, mine)
+            mine.chmod(0o644)
+    if not (dest / "resolv.conf").exists():
+        (dest / "resolv.conf").touch(mode=0o644)
 
 
 def bwrap_binary() -> str | None:
@@ -131,9 +158,13 @@ def wrap(
             out += ["--symlink", os.readlink(host), host]
         elif os.path.isdir(host):
             out += ["--ro-bind", host, host]
-    out += ["--perms", "0755", "--dir", "/etc"]
-    for name in ETC:
-        out += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    if mounts.etc is None:
+        out += ["--perms", "0755", "--dir", "/etc"]
+    else:
+        out += ["--ro-bind", mounts.etc, "/etc"]
+        for name in ETC:  # the directories: their mount points are in the copy
+            if os.path.isdir(os.path.join(mounts.etc, name)):
+                out += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     made: set[str] = {"/etc"}
     out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/run"]
     # Writable places first: a read-only file may be bound inside one.

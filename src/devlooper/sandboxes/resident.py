@@ -17,7 +17,7 @@ new resident sandbox.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import select
 import struct
@@ -53,6 +53,14 @@ def interpreter() -> str | None:
 
 def helper_argv(python: str) -> list[str]:
     return [python, "-I", "-S", "-c", HELPER]
+
+
+def exit_status(payload: bytes) -> tuple[int, str | None]:
+    """The exit frame's payload: ``CODE`` or ``CODE timeout`` / ``CODE memory``."""
+    words = payload.split(b" ")
+    if len(words) > 2 or not words[0].isdigit() or len(words[0]) > 3 or words[1:] not in ([], [b"timeout"], [b"memory"]):
+        raise ResidentError("the sandbox process sent a malformed message")
+    return int(words[0]), words[1].decode() if len(words) == 2 else None
 
 
 class Resident:
@@ -118,9 +126,11 @@ class Resident:
     ) -> ExecResult:
         """Run one command; a helper that fails is killed and the failure is the result."""
         started = time.monotonic()
-        request = json.dumps(
-            {"argv": argv, "cwd": cwd, "env": env, "timeout": timeout, "rlimits": rlimits, "memory_mb": memory_mb}
-        ).encode()
+        # marshal: the helper runs this same interpreter, and decodes it without an import.
+        request = marshal.dumps(
+            {"argv": list(argv), "cwd": cwd, "env": dict(env), "timeout": float(timeout),
+             "rlimits": [tuple(r) for r in rlimits], "memory_mb": memory_mb}
+        )
         out, err = BoundedBuffer(cap), BoundedBuffer(cap)
         deadline = started + timeout + BACKSTOP
         with self._busy:
@@ -138,14 +148,11 @@ class Resident:
                 elif kind == b"e":
                     err.write(payload)
                 elif kind == b"x":
-                    status = json.loads(payload)
-                    code, killed = int(status["code"]), status.get("killed")
-                    if killed not in (None, "timeout", "memory"):
-                        raise ResidentError("the sandbox process sent a malformed message")
+                    code, killed = exit_status(payload)
                     break
                 else:
                     raise ResidentError("the sandbox process sent a malformed message")
-        except (ResidentError, OSError, ValueError, KeyError, TypeError) as exc:
+        except (ResidentError, OSError) as exc:
             self._close()
             timed_out = time.monotonic() >= deadline
             err.write(f"\n[the sandbox process failed: {exc}]".encode())

@@ -114,8 +114,7 @@ def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypa
     (rustup / "settings.toml").write_text("")
     monkeypatch.setenv("CARGO_HOME", str(cargo))
     monkeypatch.setenv("RUSTUP_HOME", str(rustup))
-    etc = tmp_path / "etc"
-    bwrap.minimal_etc(etc)
+    etc = bwrap.minimal_etc(tmp_path / "cache")
     argv = bwrap.wrap(
         ["true"], bwrap.Mounts(rw={"/tmp/ws": "/workspace"}, etc=str(etc)), workdir="/workspace",
         toolchains=[str(cargo / "bin")],
@@ -139,8 +138,8 @@ def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypa
 
 
 def test_the_minimal_etc_copies_only_what_toolchains_read(tmp_path):
-    etc = tmp_path / "etc"
-    bwrap.minimal_etc(etc)
+    etc = bwrap.minimal_etc(tmp_path)
+    assert bwrap.minimal_etc(tmp_path) == etc and [p.name for p in tmp_path.iterdir()] == [etc.name]  # made once
     names = {p.name for p in etc.iterdir()}
     assert names <= set(bwrap.ETC) and "resolv.conf" in names  # a network step's resolv.conf binds over it
     assert "shadow" not in names and "sudoers" not in names
@@ -152,6 +151,16 @@ def test_the_minimal_etc_copies_only_what_toolchains_read(tmp_path):
             host = Path("/etc", path.name)
             assert path.read_bytes() == (host.read_bytes() if host.is_file() else b"")
         assert path.stat().st_mode & 0o777 in (0o644, 0o755)
+
+
+def test_the_sandbox_tmp_is_always_private(tmp_path):
+    for mounts in (bwrap.Mounts(), bwrap.Mounts(rw={str(tmp_path): "/tmp"})):
+        argv = bwrap.wrap(["true"], mounts, workdir="/")
+        onto_tmp = [argv[i:i + 3] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--ro-bind-try")
+                    and argv[i + 2] == "/tmp"]
+        tmpfs = [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
+        assert onto_tmp == [["--bind", str(tmp_path), "/tmp"]] if mounts.rw else tmpfs == ["/tmp"]
+        assert not any(a == "/tmp" and argv[i - 1] in ("--bind", "--ro-bind") for i, a in enumerate(argv))
 
 
 def test_without_a_minimal_etc_the_sandbox_sees_an_empty_one():

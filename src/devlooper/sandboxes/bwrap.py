@@ -25,10 +25,12 @@ switch happens inside because bubblewrap must still read toolchains under
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +38,8 @@ from pathlib import Path
 SANDBOX_UID = int(os.environ.get("DEVLOOPER_SANDBOX_UID", "65534"))  # used only when running as root
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # bound read-only, or linked as on the host
 # The parts of /etc that pip, npm, cargo, git and test runners read; nothing else of it exists inside.
-# ``minimal_etc`` copies the files of them into a directory of the sandbox's own, bound once as
-# /etc, and binds the directories (ssl, alternatives: hundreds of links each) into it.
+# ``minimal_etc`` copies the files of them into a directory bound once as /etc, and the
+# directories (ssl, alternatives: hundreds of links each) are bound into it.
 ETC = (
     "resolv.conf", "hosts", "host.conf", "gai.conf", "nsswitch.conf", "services", "protocols",
     "passwd", "group", "ssl", "ca-certificates", "ca-certificates.conf", "pki",
@@ -54,27 +56,47 @@ class Mounts:
     etc: str | None = None
 
 
-def minimal_etc(dest: Path) -> None:
-    """Make ``dest`` (new) the sandbox's /etc: a copy of each of ``ETC``'s files the host
+def minimal_etc(parent: Path) -> Path:
+    """The directory seen as /etc in sandboxes: a copy of each of ``ETC``'s files the host
     has, and an empty directory where each of its directories is bound (``wrap``).
 
     Each bind mount costs bubblewrap a read of the mount table: one bind of this
-    directory instead of one per file takes a third off a sandbox's start. Made
-    once per sandbox, so the copies are as fresh as the sandbox. The host's /etc is
-    trusted: its links (``localtime``) are followed. ``resolv.conf`` is always there,
-    empty when the host has none: a build step's network binds its own over it."""
-    dest.mkdir(mode=0o755)
-    dest.chmod(0o755)  # whatever the umask
+    directory instead of one per file takes a third off a sandbox's start. It is
+    made once under ``parent`` (the cache directory, which no command can see) for
+    the current state of the host's files, named by their digest: a changed
+    ``passwd`` or ``resolv.conf`` gives a new one. The host's /etc is trusted: its
+    links (``localtime``) are followed. ``resolv.conf`` is always there, empty when
+    the host has none: a build step's network binds its own over it."""
+    state = hashlib.sha256()
     for name in ETC:
-        host, mine = Path("/etc", name), dest / name
-        if host.is_dir():
-            mine.mkdir(mode=0o755)
-            mine.chmod(0o755)
-        elif host.is_file():
-            shutil.copyfile(host, mine)
-            mine.chmod(0o644)
-    if not (dest / "resolv.conf").exists():
-        (dest / "resolv.conf").touch(mode=0o644)
+        try:
+            st = os.stat(f"/etc/{name}")
+        except OSError:
+            continue
+        state.update(f"{name}\0{st.st_mode}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    final = parent / f"etc-{state.hexdigest()[:16]}"
+    if final.is_dir():
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".etc-", dir=parent))
+    try:
+        scratch.chmod(0o755)
+        for name in ETC:
+            host, mine = Path("/etc", name), scratch / name
+            if host.is_dir():
+                mine.mkdir(mode=0o755)
+                mine.chmod(0o755)  # whatever the umask
+            elif host.is_file():
+                shutil.copyfile(host, mine)
+                mine.chmod(0o644)
+        if not (scratch / "resolv.conf").exists():
+            (scratch / "resolv.conf").touch(mode=0o644)
+        os.rename(scratch, final)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not final.is_dir():  # another process made it first: that one is as good
+            raise
+    return final
 
 
 def bwrap_binary() -> str | None:
@@ -166,9 +188,11 @@ def wrap(
             if os.path.isdir(os.path.join(mounts.etc, name)):
                 out += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     made: set[str] = {"/etc"}
-    out += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/run"]
-    # Writable places first: a read-only file may be bound inside one.
     destinations = {*mounts.ro.values(), *mounts.rw.values()}
+    out += ["--dev", "/dev", "--proc", "/proc", "--dir", "/run"]
+    if "/tmp" not in destinations:  # a mount fewer when the sandbox brings its own /tmp
+        out += ["--tmpfs", "/tmp"]
+    # Writable places first: a read-only file may be bound inside one.
     for flag, table in (("--bind", mounts.rw), ("--ro-bind", mounts.ro)):
         for host, inside in table.items():
             # Missing parents of the mount point are made 0755 (bubblewrap's default is 0700).

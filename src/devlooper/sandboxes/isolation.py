@@ -78,7 +78,7 @@ class Step:
     network: bool  # a network of its own, with outbound access (build steps only)
     caches: dict[str, Path] = field(default_factory=dict)  # writable download caches, by name
     read_only: dict[str, str] = field(default_factory=dict)  # declared host paths -> path inside
-    etc: Path | None = None  # the sandbox's minimal /etc (``bwrap.minimal_etc``), for bubblewrap
+    etc: Path | None = None  # the minimal /etc (``bwrap.minimal_etc``), for bubblewrap
 
 
 @dataclass

@@ -93,6 +93,7 @@ class LocalSandbox(Sandbox):
         self.env_key: str | None = None
         self.cache: EnvCache | None = None
         self._packages_digest = ""
+        self._etc: Path | None = None  # the minimal /etc bubblewrap binds (``bwrap.minimal_etc``)
         self._declared: dict[str, str] = {}  # host path -> path inside, for declared local packages
         self._own: set[str] = set()  # entries this sandbox built (usable even when not replayable)
         # Commands of a started bubblewrap sandbox run in one resident sandbox process
@@ -152,13 +153,12 @@ class LocalSandbox(Sandbox):
         self.workspace = self.root / "workspace"
         for sub in ("workspace", "tmp", "tmp/home", "private-cache", "private-cache/pip", "private-cache/npm"):
             (self.root / sub).mkdir()
-        if self.isolated:
-            bwrap.minimal_etc(self.root / "etc")
         owner = self.strategy.owner()
         if owner:
             for sub in ("workspace", "tmp", "private-cache"):
                 chown_tree(self.root / sub, *owner)
         cache_dir = Path(self.settings.cache_dir)
+        self._etc = bwrap.minimal_etc(cache_dir) if self.isolated else None
         self.cache = EnvCache(cache_dir / "envs" / ("bwrap" if self.isolated else "plain"))
         self.cache.clean_stale()
         for name in SHARED_CACHES:
@@ -411,7 +411,7 @@ class LocalSandbox(Sandbox):
             network=network,
             caches={} if caches == "none" else {name: caches_root / name for name in SHARED_CACHES},
             read_only=dict(self._declared),
-            etc=self.root / "etc" if self.isolated else None,
+            etc=self._etc,
         )
 
     async def _run(

@@ -32,6 +32,7 @@ import os
 import shlex
 import stat
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -58,6 +59,7 @@ SHARED_CACHES = ("pip", "npm")  # download caches: shared by installs, private t
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle of the system's trusted CAs
 REUSED_OUTPUT = 8_000  # characters of a layer step's output kept with its entry, given again on reuse
 LOCAL_PACKAGE_CAP = 50_000_000  # bytes of a declared local package hashed for the cache key
+TOUCH_EVERY = 60.0  # seconds between two records of a use of the sandbox's environment
 
 
 def cache_root() -> Path:
@@ -95,6 +97,7 @@ class LocalSandbox(Sandbox):
         self._packages_digest = ""
         self._etc: Path | None = None  # the minimal /etc bubblewrap binds (``bwrap.minimal_etc``)
         self._declared: dict[str, str] = {}  # host path -> path inside, for declared local packages
+        self._touched = float("-inf")  # when the environment's use was last recorded (``cache.touch``)
         self._own: set[str] = set()  # entries this sandbox built (usable even when not replayable)
         # Commands of a started bubblewrap sandbox run in one resident sandbox process
         # (``resident``): one more command is a fork, not a new set of namespaces.
@@ -336,7 +339,10 @@ class LocalSandbox(Sandbox):
         step = self._step_for(
             command, self.workspace, self.env_dir, cwd=cwd, writable=False, network=network, caches="none"
         )
-        if self.env_key:  # a run that keeps testing keeps its environment from being pruned
+        # A run that keeps testing keeps its environment from being pruned (least recently
+        # used first): once a minute is recent enough, and spares most commands a thread.
+        if self.env_key and time.monotonic() - self._touched > TOUCH_EVERY:
+            self._touched = time.monotonic()
             await asyncio.to_thread(self.cache.touch, self.env_key)
         # One command at a time goes to the resident sandbox; one that comes while it is
         # busy (commands run concurrently) or still starting (its lock is held from the
@@ -493,9 +499,9 @@ class LocalSandbox(Sandbox):
         assert self.cache is not None
         key = self._key(layers)
         final = self.cache.path(key)
-        if await asyncio.to_thread(self._usable, key):
-            await asyncio.to_thread(self.cache.touch, key)
-            return final, await asyncio.to_thread(self._reused, key), True
+        reused = await asyncio.to_thread(self._reuse, key)  # one trip to a thread: it is on every start's path
+        if reused is not None:
+            return final, reused, True
         prefix: Path | None = None
         if layers:
             prefix, result, _ = await self._ensure_env(layers[:-1], timeout=timeout)
@@ -533,6 +539,14 @@ class LocalSandbox(Sandbox):
         keep = {key, *([self.env_key] if self.env_key else [])}
         await asyncio.to_thread(self.cache.prune, self.settings.cache_max_mb * MB, keep)
         return final, result, False
+
+    def _reuse(self, key: str) -> ExecResult | None:
+        """The result of the cached step of ``key``, recording the use; None when not usable."""
+        if not self._usable(key):
+            return None
+        self.cache.touch(key)
+        self._touched = time.monotonic()
+        return self._reused(key)
 
     def _reused(self, key: str) -> ExecResult:
         """The result of a step whose environment is reused: what the step printed when it

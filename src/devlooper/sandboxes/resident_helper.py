@@ -125,9 +125,10 @@ def spawn(req):
             os.execvpe(argv[0], argv, env)
         except OSError as exc:
             os.write(fail_w, f"{exc.errno} {where}".encode(errors="replace"))
-        except BaseException:  # noqa: BLE001 - the child must never return into the helper
+        except BaseException:  # noqa: BLE001 - a malformed request: said, never raised here
             os.write(fail_w, b"0 " + str(argv[:1]).encode(errors="replace"))
-        os._exit(EXEC_FAILED)
+        finally:  # the child never returns into the helper's loop
+            os._exit(EXEC_FAILED)
     for fd in (out_w, err_w, fail_w):
         os.close(fd)
     failure = b""

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,18 @@ def test_the_sandbox_tmp_is_always_private(tmp_path):
         tmpfs = [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
         assert onto_tmp == [["--bind", str(tmp_path), "/tmp"]] if mounts.rw else tmpfs == ["/tmp"]
         assert not any(a == "/tmp" and argv[i - 1] in ("--bind", "--ro-bind") for i, a in enumerate(argv))
+
+
+def test_copies_of_earlier_states_of_etc_go_once_unused_for_a_while(tmp_path):
+    stale, recent = tmp_path / "etc-stale", tmp_path / "etc-recent"
+    for old in (stale, recent):
+        (old / "ssl").mkdir(parents=True)
+    week_ago = time.time() - bwrap.ETC_KEEP - 60
+    os.utime(stale, (week_ago, week_ago))
+    current = bwrap.minimal_etc(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, "etc-recent"])
+    os.utime(current, (week_ago, week_ago))  # reused: marked as used again, so never pruned while in use
+    assert bwrap.minimal_etc(tmp_path) == current and time.time() - current.stat().st_mtime < 60
 
 
 def test_without_a_minimal_etc_the_sandbox_sees_an_empty_one():

@@ -24,6 +24,7 @@ switch happens inside because bubblewrap must still read toolchains under
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -31,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,9 @@ ETC = (
     "passwd", "group", "ssl", "ca-certificates", "ca-certificates.conf", "pki",
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone", "mime.types",
 )
+
+ETC_KEEP = 7 * 86400.0  # seconds an unused copy of an earlier state of /etc is kept (``minimal_etc``)
+
 
 @dataclass
 class Mounts:
@@ -61,10 +66,11 @@ def minimal_etc(parent: Path) -> Path:
     has, and an empty directory where each of its directories is bound (``wrap``).
 
     Each bind mount costs bubblewrap a read of the mount table: one bind of this
-    directory instead of one per file takes a third off a sandbox's start. It is
-    made once under ``parent`` (the cache directory, which no command can see) for
-    the current state of the host's files, named by their digest: a changed
-    ``passwd`` or ``resolv.conf`` gives a new one. The host's /etc is trusted: its
+    directory instead of one per file (fifteen) takes about a fifth off a bubblewrap's
+    start. It is made once under ``parent`` (the cache directory, which no command can
+    see) for the current state of the host's files, named by their digest: a changed
+    ``passwd`` or ``resolv.conf`` gives a new one, and copies no start used for
+    ``ETC_KEEP`` are removed. The host's /etc is trusted: its
     links (``localtime``) are followed. ``resolv.conf`` is always there, empty when
     the host has none: a build step's network binds its own over it."""
     state = hashlib.sha256()
@@ -75,7 +81,9 @@ def minimal_etc(parent: Path) -> Path:
             continue
         state.update(f"{name}\0{st.st_mode}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     final = parent / f"etc-{state.hexdigest()[:16]}"
-    if final.is_dir():
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - os.stat(final).st_mtime > ETC_KEEP / 7:
+            os.utime(final)  # still in use: the prune below keeps it
         return final
     parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".etc-", dir=parent))
@@ -96,6 +104,12 @@ def minimal_etc(parent: Path) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
         if not final.is_dir():  # another process made it first: that one is as good
             raise
+    # The host's files changed: copies of their earlier states that no sandbox used for
+    # ETC_KEEP go (a running sandbox's is recent: each start marks it used, once a day).
+    for old in parent.glob("etc-*"):
+        with contextlib.suppress(OSError):
+            if old != final and time.time() - os.lstat(old).st_mtime > ETC_KEEP:
+                shutil.rmtree(old)
     return final
 
 

@@ -17,6 +17,7 @@ new resident sandbox.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import os
 import select
@@ -35,7 +36,6 @@ from .process import OUTPUT_CAP, buffered_result, kill_tree
 READY_TIMEOUT = 20.0  # seconds for the helper to say it is ready
 BACKSTOP = 10.0  # seconds past a command's timeout before the host gives up on the helper
 FRAME_CAP = 1 << 20  # the helper never sends more in one frame; more means it is not the helper
-HELPER = (Path(__file__).with_name("resident_helper.py")).read_text()
 
 
 class ResidentError(Exception):
@@ -51,8 +51,15 @@ def interpreter() -> str | None:
     return None
 
 
+@functools.cache
+def helper_source() -> str:
+    """Read once, when the first sandbox process starts (in a worker thread), not at
+    import: a server imports the backend from inside its event loop."""
+    return Path(__file__).with_name("resident_helper.py").read_text()
+
+
 def helper_argv(python: str) -> list[str]:
-    return [python, "-I", "-S", "-c", HELPER]
+    return [python, "-I", "-S", "-c", helper_source()]
 
 
 def exit_status(payload: bytes) -> tuple[int, str | None]:

@@ -33,7 +33,10 @@ def command(argv: list[str], *, slirp: bool, resolv: Path) -> tuple[list[str], n
     if os.path.isfile(CA):
         env["PIP_CERT"] = CA
     network = netns.SlirpNetwork() if slirp else None
-    mounts = bwrap.Mounts(rw={str(downloads): "/tmp"}, ro={str(resolv): "/etc/resolv.conf"} if slirp else {})
+    mounts = bwrap.Mounts(
+        rw={str(downloads): "/tmp"}, ro={str(resolv): "/etc/resolv.conf"} if slirp else {},
+        etc=str(bwrap.minimal_etc(resolv.parent)),
+    )
     wrapped = bwrap.wrap(
         argv, mounts, workdir="/tmp", env=env, toolchains=[str(Path(PYTHON).parent)],
         extra=network.bwrap_args if network else (),

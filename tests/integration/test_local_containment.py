@@ -7,6 +7,7 @@ behind. Limits are set low so that a failure here cannot hurt the machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -185,6 +186,25 @@ async def test_host_secrets_and_homes_are_invisible(box, monkeypatch):
     assert "host-secret" not in result.stdout
     assert "OPENAI_API_KEY" not in result.stdout and "E2B_API_KEY" not in result.stdout
     assert ".bash_history" not in result.stdout and ".ssh" not in result.stdout
+
+
+async def test_etc_holds_only_what_toolchains_read_and_cannot_be_changed(box):
+    # Alone, and while another command runs (in the resident sandbox process): then it gets a
+    # bubblewrap of its own. Both see the same /etc.
+    for concurrent in (False, True):
+        command = (
+            "ls -A /etc; echo x >> /etc/passwd || echo passwd-refused; touch /etc/ssl/probe || echo ssl-refused;"
+            " test -s /etc/ssl/certs/ca-certificates.crt && echo bundle; test ! -e /cache && echo no-download-cache;"
+            " getent passwd root >/dev/null && echo users"
+        )
+        runs = ([box.exec("sleep 0.5", timeout=10)] if concurrent else []) + [box.exec(command, timeout=10)]
+        result = (await asyncio.gather(*runs))[-1]
+        lines = result.stdout.split()
+        listed = set(lines) - {"passwd-refused", "ssl-refused", "bundle", "no-download-cache", "users"}
+        assert listed and listed <= set(bwrap.ETC), result.output
+        assert {"passwd-refused", "ssl-refused", "no-download-cache", "users"} <= set(lines), result.output
+        assert ("bundle" in lines) == os.path.isfile("/etc/ssl/certs/ca-certificates.crt")
+    assert not Path("/etc/ssl/probe").exists()
 
 
 # --- the paths around the sandbox: what the host does with what a command left ----------

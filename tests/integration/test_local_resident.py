@@ -27,6 +27,7 @@ SAFE = Limits(memory_mb=300, address_space_mb=2048, processes=64, file_size_mb=6
 async def box():
     sandbox = LocalSandbox(SandboxSpec(template=get_template("python"), run_id="resident"), limits=SAFE, isolation="bwrap")
     async with sandbox:
+        assert await sandbox.resident_ready(), sandbox.resident_off
         yield sandbox
 
 
@@ -40,6 +41,17 @@ async def test_commands_of_a_started_sandbox_share_one_sandbox_process(box):
     assert box.resident_off is None
     first, second = await parent_of_command(box), await parent_of_command(box)
     assert first == second  # the same helper forked both
+
+
+async def test_the_first_command_does_not_wait_for_the_sandbox_process():
+    sandbox = LocalSandbox(SandboxSpec(template=get_template("python"), run_id="first"), limits=SAFE, isolation="bwrap")
+    async with sandbox:
+        # Right after the start, while the sandbox process starts, a command gets a bubblewrap
+        # of its own (as one that comes while another runs): the same view, and its result.
+        first = await sandbox.exec("test -d /env && pwd", timeout=30)
+        assert first.ok and first.stdout.strip() == sandbox.template.workdir, first.output
+        assert await sandbox.resident_ready()
+        assert await parent_of_command(sandbox) == await parent_of_command(sandbox)
 
 
 async def test_what_a_command_leaves_running_is_gone_before_the_next_one(box):

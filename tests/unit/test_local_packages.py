@@ -44,7 +44,7 @@ def test_only_declared_packages_are_bound_never_paths_a_command_names(tmp_path):
     box = LocalSandbox(SandboxSpec(template=template), isolation="none")
     box._prepare()
     try:
-        step = box._step_for(f"cargo add --path {other}", tmp_path, tmp_path, writable=True, network=False)
+        step = box._step_for(f"cargo add --path {other}", tmp_path, tmp_path, writable=True, network=False, caches="private")
     finally:
         asyncio.run(box.close())
     assert step.read_only == {str(helper.resolve()): str(helper)}  # a missing one is not bound: its install fails

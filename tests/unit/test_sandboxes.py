@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,17 @@ def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypa
     (rustup / "settings.toml").write_text("")
     monkeypatch.setenv("CARGO_HOME", str(cargo))
     monkeypatch.setenv("RUSTUP_HOME", str(rustup))
+    etc = bwrap.minimal_etc(tmp_path / "cache")
     argv = bwrap.wrap(
-        ["true"], bwrap.Mounts(rw={"/tmp/ws": "/workspace"}), workdir="/workspace", toolchains=[str(cargo / "bin")]
+        ["true"], bwrap.Mounts(rw={"/tmp/ws": "/workspace"}, etc=str(etc)), workdir="/workspace",
+        toolchains=[str(cargo / "bin")],
     )
-    binds = {argv[i + 2] for i, a in enumerate(argv) if a in ("--ro-bind", "--bind", "--ro-bind-try")}
+    mounted = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a in ("--ro-bind", "--bind", "--ro-bind-try")]
+    binds = {inside for _, inside in mounted}
+    # /etc is the sandbox's own copy, read-only; of the host's /etc only ETC's directories are bound.
+    assert ("--ro-bind", str(etc), "/etc") in zip(argv, argv[1:], argv[2:], strict=False)
+    host_etc = {host for host, _ in mounted if host.startswith("/etc")}
+    assert host_etc == {f"/etc/{name}" for name in bwrap.ETC if os.path.isdir(f"/etc/{name}")}
     assert "--clearenv" in argv and "--die-with-parent" in argv and "--new-session" in argv
     assert "--share-net" not in argv and "/workspace" in binds
     assert str(cargo / "bin") in binds and str(cargo) not in binds
@@ -125,9 +133,52 @@ def test_the_sandbox_sees_only_system_dirs_a_minimal_etc_and_toolchains(monkeypa
     toolchains = {str(cargo / "bin"), str(rustup / "toolchains"), str(rustup / "settings.toml"),
                   os.path.realpath(sys.base_prefix)}  # the interpreter venvs are made from
     assert not any(b.startswith(("/root", "/home", "/opt", "/var", "/srv", "/mnt")) for b in binds - toolchains)
-    assert "/etc" not in binds and "/etc/passwd" in binds and "/etc/shadow" not in binds
+    assert "/etc/shadow" not in binds and "/etc/passwd" not in binds  # passwd is a copy, in the one /etc
     assert argv[argv.index("--remount-ro") + 1] == "/"  # the sandbox's own root is read-only
-    assert all(b.startswith(("/usr", "/etc/", "/workspace", "/lib", "/bin", "/sbin")) for b in binds - toolchains), binds
+    assert all(b == "/etc" or b.startswith(("/usr", "/etc/", "/workspace", "/lib", "/bin", "/sbin")) for b in binds - toolchains), binds
+
+
+def test_the_minimal_etc_copies_only_what_toolchains_read(tmp_path):
+    etc = bwrap.minimal_etc(tmp_path)
+    assert bwrap.minimal_etc(tmp_path) == etc and [p.name for p in tmp_path.iterdir()] == [etc.name]  # made once
+    names = {p.name for p in etc.iterdir()}
+    assert names <= set(bwrap.ETC) and "resolv.conf" in names  # a network step's resolv.conf binds over it
+    assert "shadow" not in names and "sudoers" not in names
+    for path in etc.iterdir():
+        assert not path.is_symlink()  # a copy never leads back to the host's /etc
+        if path.is_dir():
+            assert not any(path.iterdir())  # the mount point of the host's directory, nothing more
+        else:
+            host = Path("/etc", path.name)
+            assert path.read_bytes() == (host.read_bytes() if host.is_file() else b"")
+        assert path.stat().st_mode & 0o777 in (0o644, 0o755)
+
+
+def test_the_sandbox_tmp_is_always_private(tmp_path):
+    for mounts in (bwrap.Mounts(), bwrap.Mounts(rw={str(tmp_path): "/tmp"})):
+        argv = bwrap.wrap(["true"], mounts, workdir="/")
+        onto_tmp = [argv[i:i + 3] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--ro-bind-try")
+                    and argv[i + 2] == "/tmp"]
+        tmpfs = [argv[i + 1] for i, a in enumerate(argv) if a == "--tmpfs"]
+        assert onto_tmp == [["--bind", str(tmp_path), "/tmp"]] if mounts.rw else tmpfs == ["/tmp"]
+        assert not any(a == "/tmp" and argv[i - 1] in ("--bind", "--ro-bind") for i, a in enumerate(argv))
+
+
+def test_copies_of_earlier_states_of_etc_go_once_unused_for_a_while(tmp_path):
+    stale, recent = tmp_path / "etc-stale", tmp_path / "etc-recent"
+    for old in (stale, recent):
+        (old / "ssl").mkdir(parents=True)
+    week_ago = time.time() - bwrap.ETC_KEEP - 60
+    os.utime(stale, (week_ago, week_ago))
+    current = bwrap.minimal_etc(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, "etc-recent"])
+    os.utime(current, (week_ago, week_ago))  # reused: marked as used again, so never pruned while in use
+    assert bwrap.minimal_etc(tmp_path) == current and time.time() - current.stat().st_mtime < 60
+
+
+def test_without_a_minimal_etc_the_sandbox_sees_an_empty_one():
+    argv = bwrap.wrap(["true"], bwrap.Mounts(), workdir="/")
+    assert not any(a.startswith("/etc/") for a in argv)
 
 
 async def test_concurrent_builders_of_one_key_take_turns(tmp_path):

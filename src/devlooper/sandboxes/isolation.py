@@ -78,6 +78,7 @@ class Step:
     network: bool  # a network of its own, with outbound access (build steps only)
     caches: dict[str, Path] = field(default_factory=dict)  # writable download caches, by name
     read_only: dict[str, str] = field(default_factory=dict)  # declared host paths -> path inside
+    etc: Path | None = None  # the minimal /etc (``bwrap.minimal_etc``), for bubblewrap
 
 
 @dataclass
@@ -163,7 +164,9 @@ class Bubblewrap:
 
     @staticmethod
     def _mounts(step: Step, workdir: str) -> bwrap.Mounts:
-        mounts = bwrap.Mounts(rw={str(step.workspace): workdir, str(step.tmp): "/tmp"})
+        mounts = bwrap.Mounts(
+            rw={str(step.workspace): workdir, str(step.tmp): "/tmp"}, etc=str(step.etc) if step.etc else None
+        )
         (mounts.rw if step.env_writable else mounts.ro)[str(step.env_dir)] = ENV_MOUNT
         for name, path in step.caches.items():
             mounts.rw[str(path)] = CACHE_MOUNTS[name]

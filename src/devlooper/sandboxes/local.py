@@ -32,14 +32,15 @@ import os
 import shlex
 import stat
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..bounded import clip
 from ..layers import Layer
 from ..paths import UnsafePathError, normalize
-from . import runtimes, workspace
+from . import bwrap, runtimes, workspace
 from .base import ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
 from .envcache import EnvCache, chown_tree, copy_tree, relocate, remove_tree
 from .isolation import LocalSettings, Prepared, Step, default_cache_dir, isolation_for
@@ -58,6 +59,7 @@ SHARED_CACHES = ("pip", "npm")  # download caches: shared by installs, private t
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"  # Debian's bundle of the system's trusted CAs
 REUSED_OUTPUT = 8_000  # characters of a layer step's output kept with its entry, given again on reuse
 LOCAL_PACKAGE_CAP = 50_000_000  # bytes of a declared local package hashed for the cache key
+TOUCH_EVERY = 60.0  # seconds between two records of a use of the sandbox's environment
 
 
 def cache_root() -> Path:
@@ -93,7 +95,9 @@ class LocalSandbox(Sandbox):
         self.env_key: str | None = None
         self.cache: EnvCache | None = None
         self._packages_digest = ""
+        self._etc: Path | None = None  # the minimal /etc bubblewrap binds (``bwrap.minimal_etc``)
         self._declared: dict[str, str] = {}  # host path -> path inside, for declared local packages
+        self._touched = float("-inf")  # when the environment's use was last recorded (``cache.touch``)
         self._own: set[str] = set()  # entries this sandbox built (usable even when not replayable)
         # Commands of a started bubblewrap sandbox run in one resident sandbox process
         # (``resident``): one more command is a fork, not a new set of namespaces.
@@ -125,13 +129,24 @@ class LocalSandbox(Sandbox):
         self.layers = list(self.spec.layers)
         await asyncio.to_thread(self._link_env)
         if self.resident_off is None:
-            # Started in the background, while the run's first model calls are made.
+            # Started in the background, while the run's first model calls are made. Its lock
+            # is held until it is up: a command meanwhile gets a bubblewrap of its own.
+            await self._resident_lock.acquire()
             self._warming = asyncio.create_task(self._warm_resident())
 
+    async def resident_ready(self) -> bool:
+        """Wait until the resident sandbox process started with the sandbox is up; whether
+        it is (False: every command gets a bubblewrap of its own, ``resident_off`` says why)."""
+        if self._warming is not None:
+            await asyncio.gather(self._warming, return_exceptions=True)
+        return self._resident is not None and self._resident.alive
+
     async def _warm_resident(self) -> None:
-        async with self._resident_lock:
-            step = self._step_for("true", self.workspace, self.env_dir, writable=False, network=False)
+        try:
+            step = self._step_for("true", self.workspace, self.env_dir, writable=False, network=False, caches="none")
             await asyncio.to_thread(self._resident_for, step, None)
+        finally:
+            self._resident_lock.release()
 
     def _prepare(self) -> None:
         """Check the isolation, make the workspace and private /tmp, open the cache."""
@@ -146,6 +161,7 @@ class LocalSandbox(Sandbox):
             for sub in ("workspace", "tmp", "private-cache"):
                 chown_tree(self.root / sub, *owner)
         cache_dir = Path(self.settings.cache_dir)
+        self._etc = bwrap.minimal_etc(cache_dir) if self.isolated else None
         self.cache = EnvCache(cache_dir / "envs" / ("bwrap" if self.isolated else "plain"))
         self.cache.clean_stale()
         for name in SHARED_CACHES:
@@ -320,15 +336,19 @@ class LocalSandbox(Sandbox):
         env: dict[str, str] | None = None,
         network: bool = False,
     ) -> ExecResult:
-        step = self._step_for(command, self.workspace, self.env_dir, cwd=cwd, writable=False, network=network)
-        if self.env_key:  # a run that keeps testing keeps its environment from being pruned
+        step = self._step_for(
+            command, self.workspace, self.env_dir, cwd=cwd, writable=False, network=network, caches="none"
+        )
+        # A run that keeps testing keeps its environment from being pruned (least recently
+        # used first): once a minute is recent enough, and spares most commands a thread.
+        if self.env_key and time.monotonic() - self._touched > TOUCH_EVERY:
+            self._touched = time.monotonic()
             await asyncio.to_thread(self.cache.touch, self.env_key)
         # One command at a time goes to the resident sandbox; one that comes while it is
-        # busy (commands run concurrently) gets a bubblewrap of its own, as does a command
-        # that needs a network.
-        if self._warming is not None:  # started with the sandbox: long done by the first test run
-            await asyncio.gather(self._warming, return_exceptions=True)
-            self._warming = None
+        # busy (commands run concurrently) or still starting (its lock is held from the
+        # sandbox's start until it is ready) gets a bubblewrap of its own, as does a command
+        # that needs a network. Waiting for it would put a Python interpreter's start on the
+        # path of the first command, which a bubblewrap of its own does not have.
         if not network and self.resident_off is None and not self._resident_lock.locked():
             async with self._resident_lock:
                 resident, full_env, inside = await asyncio.to_thread(self._resident_for, step, env)
@@ -396,9 +416,12 @@ class LocalSandbox(Sandbox):
         cwd: str | None = None,
         writable: bool,
         network: bool,
-        shared_caches: bool = False,
+        caches: Literal["shared", "private", "none"],
     ) -> Step:
-        caches_root = Path(self.settings.cache_dir) if shared_caches else self.root / "private-cache"
+        """``caches``: the download caches a build step gets (installs share them, a command
+        layer has private ones); tests get none (``_full_env`` points them into /tmp), and
+        no mount they do not use: each costs the sandbox's start a bind."""
+        caches_root = Path(self.settings.cache_dir) if caches == "shared" else self.root / "private-cache"
         return Step(
             argv=["bash", "-c", command] if isinstance(command, str) else list(command),
             workspace=ws,
@@ -407,8 +430,9 @@ class LocalSandbox(Sandbox):
             env_dir=env_dir,
             env_writable=writable,
             network=network,
-            caches={name: caches_root / name for name in SHARED_CACHES},
+            caches={} if caches == "none" else {name: caches_root / name for name in SHARED_CACHES},
             read_only=dict(self._declared),
+            etc=self._etc,
         )
 
     async def _run(
@@ -490,9 +514,9 @@ class LocalSandbox(Sandbox):
         assert self.cache is not None
         key = self._key(layers)
         final = self.cache.path(key)
-        if await asyncio.to_thread(self._usable, key):
-            await asyncio.to_thread(self.cache.touch, key)
-            return final, await asyncio.to_thread(self._reused, key), True
+        reused = await asyncio.to_thread(self._reuse, key)  # one trip to a thread: it is on every start's path
+        if reused is not None:
+            return final, reused, True
         prefix: Path | None = None
         if layers:
             prefix, result, _ = await self._ensure_env(layers[:-1], timeout=timeout)
@@ -531,6 +555,14 @@ class LocalSandbox(Sandbox):
         await asyncio.to_thread(self.cache.prune, self.settings.cache_max_mb * MB, keep)
         return final, result, False
 
+    def _reuse(self, key: str) -> ExecResult | None:
+        """The result of the cached step of ``key``, recording the use; None when not usable."""
+        if not self._usable(key):
+            return None
+        self.cache.touch(key)
+        self._touched = time.monotonic()
+        return self._reused(key)
+
     def _reused(self, key: str) -> ExecResult:
         """The result of a step whose environment is reused: what the step printed when it
         ran, so the model (and the report) read the same on a warm cache as on a cold one."""
@@ -544,19 +576,22 @@ class LocalSandbox(Sandbox):
         download caches, a command against the project with private ones (and its changes)."""
         command = self.layer_command(layer)
         if layer["kind"] == "install":
-            return await self._build_step(scratch, command, timeout, shared_caches=True), None
+            return await self._build_step(scratch, command, timeout), None
         before = await asyncio.to_thread(self._snapshot)
-        step = self._step_for(command, self.workspace, scratch, writable=True, network=self.spec.layer_network)
+        step = self._step_for(
+            command, self.workspace, scratch, writable=True, network=self.spec.layer_network, caches="private"
+        )
         result = await self._run(step, timeout=timeout, building=True)
         after = await asyncio.to_thread(self._snapshot)
         return result, _changes(before, after)
 
-    async def _build_step(self, scratch: Path, command: str | list[str], timeout: float, *, shared_caches: bool) -> ExecResult:
-        """A build step that cannot see the project: its workspace is an empty scratch directory."""
+    async def _build_step(self, scratch: Path, command: str | list[str], timeout: float) -> ExecResult:
+        """A build step that cannot see the project: its workspace is an empty scratch
+        directory; it shares the download caches."""
         empty = await asyncio.to_thread(self._empty_workspace)
         try:
             step = self._step_for(
-                command, empty, scratch, writable=True, network=self.spec.layer_network, shared_caches=shared_caches
+                command, empty, scratch, writable=True, network=self.spec.layer_network, caches="shared"
             )
             return await self._run(step, timeout=timeout, building=True)
         finally:
@@ -605,7 +640,7 @@ class LocalSandbox(Sandbox):
         if self.template.base_packages:
             steps.append(self.template.install_command.format(packages=" ".join(self.template.base_packages)))
         for step in steps:
-            result = await self._build_step(scratch, step, BUILD_TIMEOUT, shared_caches=True)
+            result = await self._build_step(scratch, step, BUILD_TIMEOUT)
             if not result.ok:
                 what = step if isinstance(step, str) else " ".join(step)
                 raise SandboxStartupError(

@@ -17,7 +17,8 @@ new resident sandbox.
 
 from __future__ import annotations
 
-import json
+import functools
+import marshal
 import os
 import select
 import struct
@@ -35,7 +36,6 @@ from .process import OUTPUT_CAP, buffered_result, kill_tree
 READY_TIMEOUT = 20.0  # seconds for the helper to say it is ready
 BACKSTOP = 10.0  # seconds past a command's timeout before the host gives up on the helper
 FRAME_CAP = 1 << 20  # the helper never sends more in one frame; more means it is not the helper
-HELPER = (Path(__file__).with_name("resident_helper.py")).read_text()
 
 
 class ResidentError(Exception):
@@ -51,8 +51,23 @@ def interpreter() -> str | None:
     return None
 
 
+@functools.cache
+def helper_source() -> str:
+    """Read once, when the first sandbox process starts (in a worker thread), not at
+    import: a server imports the backend from inside its event loop."""
+    return Path(__file__).with_name("resident_helper.py").read_text()
+
+
 def helper_argv(python: str) -> list[str]:
-    return [python, "-I", "-S", "-c", HELPER]
+    return [python, "-I", "-S", "-c", helper_source()]
+
+
+def exit_status(payload: bytes) -> tuple[int, str | None]:
+    """The exit frame's payload: ``CODE`` or ``CODE timeout`` / ``CODE memory``."""
+    words = payload.split(b" ")
+    if len(words) > 2 or not words[0].isdigit() or len(words[0]) > 3 or words[1:] not in ([], [b"timeout"], [b"memory"]):
+        raise ResidentError("the sandbox process sent a malformed message")
+    return int(words[0]), words[1].decode() if len(words) == 2 else None
 
 
 class Resident:
@@ -118,9 +133,11 @@ class Resident:
     ) -> ExecResult:
         """Run one command; a helper that fails is killed and the failure is the result."""
         started = time.monotonic()
-        request = json.dumps(
-            {"argv": argv, "cwd": cwd, "env": env, "timeout": timeout, "rlimits": rlimits, "memory_mb": memory_mb}
-        ).encode()
+        # marshal: the helper runs this same interpreter, and decodes it without an import.
+        request = marshal.dumps(
+            {"argv": list(argv), "cwd": cwd, "env": dict(env), "timeout": float(timeout),
+             "rlimits": [tuple(r) for r in rlimits], "memory_mb": memory_mb}
+        )
         out, err = BoundedBuffer(cap), BoundedBuffer(cap)
         deadline = started + timeout + BACKSTOP
         with self._busy:
@@ -138,14 +155,11 @@ class Resident:
                 elif kind == b"e":
                     err.write(payload)
                 elif kind == b"x":
-                    status = json.loads(payload)
-                    code, killed = int(status["code"]), status.get("killed")
-                    if killed not in (None, "timeout", "memory"):
-                        raise ResidentError("the sandbox process sent a malformed message")
+                    code, killed = exit_status(payload)
                     break
                 else:
                     raise ResidentError("the sandbox process sent a malformed message")
-        except (ResidentError, OSError, ValueError, KeyError, TypeError) as exc:
+        except (ResidentError, OSError) as exc:
             self._close()
             timed_out = time.monotonic() >= deadline
             err.write(f"\n[the sandbox process failed: {exc}]".encode())

@@ -4,33 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 STAMP := $(VENV)/.installed
-# uv installs the ~75 pinned packages in a few seconds where pip takes about 20; pip
-# is the fallback where uv cannot be had. Both take constraints.txt as the lock.
-INSTALL = if [ -x $(BIN)/uv ]; then $(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt $(1); \
-	else $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt $(1); fi
 
 .PHONY: demo test test-nonroot install clean sandbox-tools postgres browser bench
 
-# A venv without pip (ensurepip alone takes seconds), uv put in it by the system's pip,
-# then pip by uv, so that `.venv/bin/pip` is there for whoever adds an extra later.
-# Without a usable pip outside (no `pip --python`, pip < 22.3) or without uv: ensurepip
-# and pip, as before.
+# uv installs when it can be had (seconds instead of pip's ~20), else pip: tools/venv.sh.
 $(VENV)/bin/python:
-	$(PYTHON) -m venv --without-pip $(VENV)
-	@if $(PYTHON) -m pip --python $(BIN)/python install -qq --disable-pip-version-check -c constraints.txt uv \
-	  && $(BIN)/uv pip install --quiet --python $(BIN)/python "pip>=24"; then :; else \
-	  echo "uv could not be installed: installing with pip"; rm -f $(BIN)/uv $(BIN)/uvx; \
-	  $(BIN)/python -m ensurepip --upgrade >/dev/null && \
-	  $(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"; fi
+	PYTHON=$(PYTHON) sh tools/venv.sh $(VENV)
 
 # The demo needs the core package only: no E2B, Modal, Postgres or server extras.
 $(CORE): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(call INSTALL,-e .)
+	sh tools/venv.sh $(VENV) -e .
 	touch $(CORE)
 
 # The tests install the extras they test.
 $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(call INSTALL,-e '.[test]')
+	sh tools/venv.sh $(VENV) -e '.[test]'
 	touch $(CORE) $(STAMP)
 
 install: $(STAMP)

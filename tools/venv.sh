@@ -1,7 +1,7 @@
 #!/bin/sh
 # Usage: tools/venv.sh VENV [PIP-INSTALL-ARGS...]
 # Creates the venv VENV when it has no python yet (with $PYTHON, default python3), then
-# installs the given requirements into it, with constraints.txt as the lock.
+# installs the given requirements into it, with the checkout's constraints.txt as the lock.
 #
 # uv installs the ~75 pinned packages of the core in a few seconds where pip takes about
 # 20, so the venv is made without pip (ensurepip alone takes seconds), uv is put in it by
@@ -9,14 +9,14 @@
 # there for whoever adds an extra later. Where that fails (no pip outside, an old one, no
 # uv for this platform) the venv gets pip from ensurepip and pip installs, as it always did.
 set -eu
-cd "$(dirname "$0")/.."
+constraints="$(cd "$(dirname "$0")/.." && pwd)/constraints.txt"
 venv="$1"; shift
 python="${PYTHON:-python3}"
 bin="$venv/bin"
 
 if [ ! -x "$bin/python" ]; then
   "$python" -m venv --without-pip "$venv"
-  if "$python" -m pip --python "$bin/python" install -qq --disable-pip-version-check -c constraints.txt uv \
+  if "$python" -m pip --python "$bin/python" install -qq --disable-pip-version-check -c "$constraints" uv \
      && "$bin/uv" pip install --quiet --python "$bin/python" "pip>=24"; then :
   else
     echo "uv could not be installed: installing with pip" >&2
@@ -32,7 +32,7 @@ fi
 # uv reads no pip configuration (a private index named in pip.conf, a proxy's CA in
 # PIP_CERT): where it fails, pip, which the venv has too, tries with that configuration.
 if [ -x "$bin/uv" ]; then
-  "$bin/uv" pip install --quiet --python "$bin/python" -c constraints.txt "$@" && exit 0
+  "$bin/uv" pip install --quiet --python "$bin/python" -c "$constraints" "$@" && exit 0
   echo "uv could not install $*: trying pip" >&2
 fi
-exec "$bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt "$@"
+exec "$bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" "$@"

@@ -13,11 +13,13 @@ constraints="$(cd "$(dirname "$0")/.." && pwd)/constraints.txt"
 venv="$1"; shift
 python="${PYTHON:-python3}"
 bin="$venv/bin"
+# The system's certificate store, as pip uses: a proxy's CA is there, not in uv's own roots.
+uv_install() { "$bin/uv" pip install --quiet --system-certs --python "$bin/python" "$@"; }
 
 if [ ! -x "$bin/python" ]; then
   "$python" -m venv --without-pip "$venv"
   if "$python" -m pip --python "$bin/python" install -qq --disable-pip-version-check -c "$constraints" uv \
-     && "$bin/uv" pip install --quiet --python "$bin/python" "pip>=24"; then :
+     && uv_install "pip>=24"; then :
   else
     echo "uv could not be installed: installing with pip" >&2
     rm -f "$bin/uv" "$bin/uvx"
@@ -29,10 +31,10 @@ if [ ! -x "$bin/python" ]; then
 fi
 
 [ "$#" -eq 0 ] && exit 0
-# uv reads no pip configuration (a private index named in pip.conf, a proxy's CA in
-# PIP_CERT): where it fails, pip, which the venv has too, tries with that configuration.
+# uv reads no pip configuration (a private index named in pip.conf, say): where it
+# fails, pip, which the venv has too, tries with that configuration.
 if [ -x "$bin/uv" ]; then
-  "$bin/uv" pip install --quiet --python "$bin/python" -c "$constraints" "$@" && exit 0
+  uv_install -c "$constraints" "$@" && exit 0
   echo "uv could not install $*: trying pip" >&2
 fi
 exec "$bin/python" -m pip install --quiet --disable-pip-version-check -c "$constraints" "$@"

@@ -4,22 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 STAMP := $(VENV)/.installed
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: demo test test-nonroot install clean sandbox-tools postgres browser bench
 
+# uv installs when it can be had (seconds instead of pip's ~20), else pip: tools/venv.sh.
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	PYTHON=$(PYTHON) sh tools/venv.sh $(VENV)
 
 # The demo needs the core package only: no E2B, Modal, Postgres or server extras.
 $(CORE): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) -e .
+	sh tools/venv.sh $(VENV) -e .
 	touch $(CORE)
 
-# The tests install the extras they test.
+# The tests install the extras they test. Compiled to bytecode at install, as pip does:
+# the suite starts dozens of interpreters that import LangChain, and with
+# PYTHONDONTWRITEBYTECODE set each would compile it again. (The demo, one interpreter,
+# is quicker without: it compiles only what it imports.)
 $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) -e '.[test]'
+	UV_COMPILE_BYTECODE=1 sh tools/venv.sh $(VENV) -e '.[test]'
 	touch $(CORE) $(STAMP)
 
 install: $(STAMP)

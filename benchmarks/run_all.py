@@ -4,8 +4,9 @@
 
 Each benchmark runs in a fresh process with the command shown. Its output (ratios
 and medians, never lone times) replaces the part of BENCHMARKS.md between the
-``bench:start`` and ``bench:end`` markers, under the machine, the date and the
-commit it was measured on; the analysis above the markers is kept.
+``bench:start`` and ``bench:end`` markers, with the date and the commit it was
+measured on, under the machine; the analysis above the markers is kept. With
+``--only`` the other benchmarks keep the figures they had.
 """
 
 from __future__ import annotations
@@ -73,26 +74,38 @@ def run_one(name: str, args: list[str], timeout: float) -> tuple[str, str]:
     return command, out
 
 
+def sections(block: str) -> dict[str, str]:
+    """The ``### name`` sections of a block written before, by name."""
+    found: dict[str, str] = {}
+    for chunk in block.split("\n### ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        found[name] = "### " + chunk.replace(END, "").rstrip() + "\n"
+    return found
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
-    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--only", nargs="*", default=None, help="run these again; the others keep their last figures")
     p.add_argument("--timeout", type=float, default=1800)
     a = p.parse_args()
     names = a.only or list(BENCHMARKS)
+    path = Path(a.output)
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    kept = sections(text[text.index(START) : text.index(END)]) if START in text and END in text else {}
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [START, "", "## Latest measurements (`make bench`)", "",
-             f"Measured {today} on {machine()}, commit {commit()}. Load from other processes",
-             "shifts the times; the ratios within one benchmark are taken in the same run.", ""]
     for name in names:
         args, what = BENCHMARKS[name]
         print(f"running {name} ...", file=sys.stderr, flush=True)
         command, out = run_one(name, args, a.timeout)
-        parts += [f"### {name}", "", what + ".", "", "```bash", command, "```", ""]
-        parts += [out if out.lstrip().startswith("|") else f"```\n{out}\n```", ""]
+        body = out if out.lstrip().startswith("|") else f"```\n{out}\n```"
+        kept[name] = "\n".join([f"### {name}", "", what + ".", "", f"Measured {today}, commit {commit()}.", "",
+                                "```bash", command, "```", "", body, ""])
+    parts = [START, "", "## Latest measurements (`make bench`)", "",
+             f"On {machine()}; each benchmark says when and at which commit. Load from other",
+             "processes shifts the times; the ratios within one benchmark are taken in the same run.", ""]
+    parts += [kept[name] for name in BENCHMARKS if name in kept]
     parts.append(END)
-    path = Path(a.output)
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     block = "\n".join(parts)
     if START in text and END in text:
         text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]

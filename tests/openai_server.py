@@ -87,6 +87,14 @@ def vector_of(text: str) -> list[float]:
     return vector
 
 
+class _Listener(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: the sixth of a burst of concurrent
+    # connections (a plan's files are written at once) has its SYN dropped and retried
+    # by the kernel a second later, which a server built for concurrency does not do.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class OpenAIServer:
     def __init__(self, reply: Callable[[dict], str], *, key: Callable[[dict], str] = lambda body: "",
                  latency: float = 0.0) -> None:
@@ -98,8 +106,7 @@ class OpenAIServer:
         self.embeddings: list[dict] = []  # the /embeddings requests
         self.embeddings_status = 200
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
+        self._httpd = _Listener(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._httpd.server_port}/v1"
 
     def __enter__(self) -> OpenAIServer:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -61,7 +62,7 @@ async def open_saver(db: str | Path | None = None) -> AsyncIterator[BaseCheckpoi
     path = sqlite_path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        await saver.setup()  # the saver's tables and its write-ahead log (journal_mode=WAL)
+        await _set_up_sqlite(saver)
         # With a write-ahead log, synchronous=NORMAL makes a commit a write to the log
         # without an fsync: a checkpoint is in the database once the step's commit returns,
         # so a process killed with SIGKILL still loses at most the step that was running;
@@ -70,6 +71,24 @@ async def open_saver(db: str | Path | None = None) -> AsyncIterator[BaseCheckpoi
         # time on a busy disk.
         await saver.conn.execute("PRAGMA synchronous=NORMAL")
         yield saver
+
+
+SETUP_ATTEMPTS = 20  # of a SQLite database's setup that another connection holds locked
+
+
+async def _set_up_sqlite(saver: AsyncSqliteSaver) -> None:
+    """The saver's tables and its write-ahead log (``journal_mode=WAL``). Switching a new
+    file to WAL needs it alone and does not wait for a busy one (SQLite answers "database
+    is locked" at once): runs that open the same new database together (in one process
+    or several) try again, shortly, until the first has made it."""
+    for attempt in range(SETUP_ATTEMPTS):
+        try:
+            await saver.setup()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == SETUP_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.01 * (attempt + 1))
 
 
 @asynccontextmanager

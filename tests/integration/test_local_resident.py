@@ -104,6 +104,19 @@ async def test_a_new_layer_starts_a_sandbox_process_that_sees_its_environment(bo
     assert result.stdout.strip() == "seen", result.output
 
 
+async def test_a_new_layer_restarts_the_sandbox_process_in_the_background(box):
+    before = box._resident
+    assert before is not None and before.alive
+    await box.add_layer({"kind": "command", "spec": "touch /env/marker2", "iteration": 1}, timeout=60)
+    # No command has come yet: the process for the new environment is started already.
+    assert await box.resident_ready()
+    after = box._resident
+    assert after is not before and not before.alive
+    result = await box.exec("test -e /env/marker2 && echo $PPID", timeout=30)
+    assert result.ok and result.stdout.strip() == await parent_of_command(box), result.output
+    assert box._resident is after  # the commands ran in it, not in yet another one
+
+
 async def test_limits_apply_to_each_command_of_the_sandbox_process(box):
     result = await box.exec("ulimit -u; ulimit -f", timeout=30)
     assert result.ok

@@ -128,11 +128,7 @@ class LocalSandbox(Sandbox):
         self.env_key = self._key(self.spec.layers)
         self.layers = list(self.spec.layers)
         await asyncio.to_thread(self._link_env)
-        if self.resident_off is None:
-            # Started in the background, while the run's first model calls are made. Its lock
-            # is held until it is up: a command meanwhile gets a bubblewrap of its own.
-            await self._resident_lock.acquire()
-            self._warming = asyncio.create_task(self._warm_resident())
+        await self._warm_in_background()  # while the run's first model calls are made
 
     async def resident_ready(self) -> bool:
         """Wait until the resident sandbox process started with the sandbox is up; whether
@@ -140,6 +136,17 @@ class LocalSandbox(Sandbox):
         if self._warming is not None:
             await asyncio.gather(self._warming, return_exceptions=True)
         return self._resident is not None and self._resident.alive
+
+    async def _warm_in_background(self) -> None:
+        """Start the resident sandbox process for the current environment (restart it, after
+        a new layer) in the background. Its lock is held until it is up: a command meanwhile
+        gets a bubblewrap of its own rather than wait for a Python interpreter's start. Not
+        when a command holds it: that command's process is the one the next command
+        restarts."""
+        if self.resident_off is not None or self._resident_lock.locked():
+            return
+        await self._resident_lock.acquire()  # free: taken at once, nothing runs in between
+        self._warming = asyncio.create_task(self._warm_resident())
 
     async def _warm_resident(self) -> None:
         try:
@@ -484,6 +491,9 @@ class LocalSandbox(Sandbox):
             self.env_key = self._key(layers)
             self.layers = layers
             await asyncio.to_thread(self._link_env)
+            # The next test run would otherwise wait for the restart in the new environment;
+            # in a run, the plan's fixes (model calls) come between an install and the test.
+            await self._warm_in_background()
         return result
 
     # --- environment cache ---------------------------------------------------

@@ -109,6 +109,21 @@ async def test_cwd_env_and_argv(make):
         assert argv.ok and argv.stdout == "a b|c|"
 
 
+async def test_a_module_rewritten_in_the_same_second_is_what_the_next_command_imports(make):
+    # Python trusts a cached .pyc whose source has the same mtime (in seconds) and size: a
+    # fix that lands within the second of a test run, at the same size, would run the old
+    # code. No backend may leave bytecode in the workspace for that.
+    async with make() as box:
+        await box.write_file("mod.py", "x = 1\n")
+        first = await box.exec("python3 -c 'import mod; print(mod.x)' && stat -c %Y mod.py", timeout=60)
+        assert first.ok, first.output
+        value, mtime = first.stdout.split()
+        await box.write_file("mod.py", "x = 2\n")
+        await box.exec(f"touch -d @{mtime} mod.py", timeout=30)
+        second = await box.exec("python3 -c 'import mod; print(mod.x)'", timeout=60)
+        assert (value, second.stdout.strip()) == ("1", "2"), second.output
+
+
 async def test_timeout_is_data_and_prompt(make):
     async with make() as box:
         started = time.monotonic()

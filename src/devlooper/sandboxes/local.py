@@ -312,7 +312,7 @@ class LocalSandbox(Sandbox):
             "CI": "1",
             "DEBIAN_FRONTEND": "noninteractive",
             "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",  # no stale bytecode after a fix (remote.REMOTE_ENV says why)
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PIP_NO_INPUT": "1",
             "PIP_PROGRESS_BAR": "off",

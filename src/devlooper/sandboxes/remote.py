@@ -49,6 +49,10 @@ REMOTE_ENV = {
     "CI": "1",
     "DEBIAN_FRONTEND": "noninteractive",
     "PYTHONUNBUFFERED": "1",
+    # Python trusts a cached .pyc whose source has the same mtime (seconds) and size: a fix
+    # written within the second of the last test run, at the same size, would run as the
+    # old code. No bytecode is written, so none can be stale (as in the local sandbox).
+    "PYTHONDONTWRITEBYTECODE": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     "PIP_NO_INPUT": "1",
     "PIP_PROGRESS_BAR": "off",

@@ -18,6 +18,30 @@ from ..layers import Layer
 from ..paths import UnsafePathError, normalize
 from .workspace import FILE_CAP, TooLarge, ignored
 
+# What every backend's commands run with: nobody is at the terminal (pagers, prompts,
+# colours and progress bars off), output is not held back, and no Python bytecode is
+# written: Python trusts a cached .pyc whose source has the same mtime (in seconds) and
+# size, so a fix written within the second of the last test run, at the same size, would
+# run as the old code.
+UNATTENDED_ENV = {
+    "TERM": "dumb",
+    "PAGER": "cat",
+    "GIT_PAGER": "cat",
+    "MANPAGER": "cat",
+    "NO_COLOR": "1",
+    "CI": "1",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "PIP_PROGRESS_BAR": "off",
+    "npm_config_progress": "false",
+    "npm_config_fund": "false",
+    "npm_config_audit": "false",
+    "CARGO_TERM_PROGRESS_WHEN": "never",
+}
+
 if TYPE_CHECKING:
     from ..context import Context
     from ..templates.base import EnvTemplate

@@ -41,7 +41,16 @@ from ..bounded import clip
 from ..layers import Layer
 from ..paths import UnsafePathError, normalize
 from . import bwrap, runtimes, workspace
-from .base import ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxSpec, SandboxStartupError, layers_key
+from .base import (
+    UNATTENDED_ENV,
+    ExecResult,
+    ProjectEntry,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    SandboxStartupError,
+    layers_key,
+)
 from .envcache import EnvCache, chown_tree, copy_tree, relocate, remove_tree
 from .isolation import LocalSettings, Prepared, Step, default_cache_dir, isolation_for
 from .limits import MB, Limits
@@ -303,23 +312,8 @@ class LocalSandbox(Sandbox):
             "TMPDIR": tmp,
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
-            "TERM": "dumb",
-            "PAGER": "cat",
-            "GIT_PAGER": "cat",
-            "MANPAGER": "cat",
             "LESS": "FRX",
-            "NO_COLOR": "1",
-            "CI": "1",
-            "DEBIAN_FRONTEND": "noninteractive",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",  # no stale bytecode after a fix (remote.REMOTE_ENV says why)
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "PIP_NO_INPUT": "1",
-            "PIP_PROGRESS_BAR": "off",
-            "npm_config_progress": "false",
-            "npm_config_fund": "false",
-            "npm_config_audit": "false",
-            "CARGO_TERM_PROGRESS_WHEN": "never",
+            **UNATTENDED_ENV,
             "DEVLOOPER_ENV": env_dir,  # the cached environment (read-only while tests run)
             "PIP_CACHE_DIR": caches["pip"],
             "npm_config_cache": caches["npm"],

@@ -30,7 +30,16 @@ from typing import TypeVar
 from ..layers import Layer
 from ..paths import normalize
 from ..templates.base import EnvTemplate
-from .base import Drift, ExecResult, ProjectEntry, Sandbox, SandboxError, SandboxGoneError, SandboxStartupError
+from .base import (
+    UNATTENDED_ENV,
+    Drift,
+    ExecResult,
+    ProjectEntry,
+    Sandbox,
+    SandboxError,
+    SandboxGoneError,
+    SandboxStartupError,
+)
 from .workspace import FILE_CAP, ignored
 
 T = TypeVar("T")
@@ -38,29 +47,11 @@ clock = time.monotonic  # what lifetimes are measured with (a test may stand in 
 
 ENV_DIR = "/opt/devlooper/env"  # $DEVLOOPER_ENV in a remote sandbox: what installs add
 
-# Pagers, prompts and progress bars off (nobody is at the terminal), and where the environment is.
+# Where the environment is, and what every backend's commands run with.
 REMOTE_ENV = {
     "DEVLOOPER_ENV": ENV_DIR,
-    "PAGER": "cat",
-    "GIT_PAGER": "cat",
-    "MANPAGER": "cat",
-    "TERM": "dumb",
-    "NO_COLOR": "1",
-    "CI": "1",
-    "DEBIAN_FRONTEND": "noninteractive",
-    "PYTHONUNBUFFERED": "1",
-    # Python trusts a cached .pyc whose source has the same mtime (seconds) and size: a fix
-    # written within the second of the last test run, at the same size, would run as the
-    # old code. No bytecode is written, so none can be stale (as in the local sandbox).
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    "PIP_NO_INPUT": "1",
-    "PIP_PROGRESS_BAR": "off",
-    "npm_config_progress": "false",
-    "npm_config_fund": "false",
-    "npm_config_audit": "false",
+    **UNATTENDED_ENV,
     "npm_config_update_notifier": "false",
-    "CARGO_TERM_PROGRESS_WHEN": "never",
 }
 
 
